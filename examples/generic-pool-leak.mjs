@@ -1,0 +1,39 @@
+// A request handler that forgets to release its connection on one path. poolwatch
+// reports the leak, naming the line that took the connection and the request it served.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createPool } from 'generic-pool';
+import { watch } from 'poolwatch';
+
+const requests = new AsyncLocalStorage();
+let nextConnection = 1;
+const pool = createPool(
+  {
+    create: async () => ({ id: nextConnection++, query: async (sql) => [{ sql }] }),
+    destroy: async () => {},
+  },
+  { max: 2 },
+);
+
+watch(pool, {
+  name: 'main',
+  leakThresholdMs: 200,
+  context: () => ({ requestId: requests.getStore()?.id }),
+  onLeak: (report) => console.log(report.format() + '\n'),
+});
+
+async function getUser(id) {
+  const conn = await pool.acquire();
+  const rows = await conn.query(`SELECT * FROM users WHERE id = ${id}`);
+  if (id === 2) return null; // the bug: this early return never releases `conn`
+  await pool.release(conn);
+  return rows[0];
+}
+
+for (const id of [1, 2, 3]) {
+  await requests.run({ id: `req-${id}` }, () => getUser(id));
+}
+
+// Wait past the threshold so the leak is reported, then shut down.
+await new Promise((resolve) => setTimeout(resolve, 300));
+await pool.drain();
+await pool.clear();

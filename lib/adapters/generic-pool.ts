@@ -1,0 +1,60 @@
+import type { Pool } from 'generic-pool';
+import { patchMethod, trackPromise } from './patch.js';
+import type { BuiltinAdapter, Tracker } from './types.js';
+
+type AnyPool = Pool<unknown>;
+
+/** generic-pool 3: `acquire()` → promise, `release(r)`, `destroy(r)`; `use(fn)` goes through both. */
+export const genericPool: BuiltinAdapter = {
+  kind: 'generic-pool',
+  defaultName: 'generic-pool',
+  libraries: ['generic-pool'],
+
+  matches(pool) {
+    const p = pool as Partial<AnyPool>;
+    return (
+      typeof p.acquire === 'function' &&
+      typeof p.release === 'function' &&
+      typeof p.destroy === 'function' &&
+      typeof p.isBorrowedResource === 'function' &&
+      typeof p.drain === 'function'
+    );
+  },
+
+  install(pool, tracker: Tracker) {
+    const restores = [
+      patchMethod<AnyPool['acquire']>(pool, 'acquire', (original) =>
+        function acquire(this: AnyPool, priority?: number) {
+          const lease = tracker.begin(acquire);
+          let promise: PromiseLike<unknown>;
+          try {
+            promise = original.apply(this, arguments as unknown as [number?]);
+          } catch (error) {
+            tracker.fail(lease);
+            throw error;
+          }
+          return trackPromise(promise, (resource) => tracker.handover(lease, resource), () => tracker.fail(lease)) as Promise<unknown>;
+        },
+      ),
+      patchMethod<AnyPool['release']>(pool, 'release', (original) =>
+        function release(this: AnyPool, resource: unknown) {
+          tracker.end(resource, false, 'release', release);
+          return original.apply(this, arguments as unknown as [unknown]);
+        },
+      ),
+      patchMethod<AnyPool['destroy']>(pool, 'destroy', (original) =>
+        function destroy(this: AnyPool, resource: unknown) {
+          tracker.end(resource, true, 'destroy', destroy);
+          return original.apply(this, arguments as unknown as [unknown]);
+        },
+      ),
+    ];
+    return () => {
+      for (const restore of restores) restore();
+    };
+  },
+
+  isLeased(pool, resource) {
+    return (pool as AnyPool).isBorrowedResource(resource);
+  },
+};

@@ -1,0 +1,22 @@
+import { PoolwatchTypeError, codes, describe } from '../errors.js';
+import { customAdapter } from './custom.js';
+import { genericPool } from './generic-pool.js';
+import type { Adapter, BuiltinAdapter } from './types.js';
+
+const builtins: readonly BuiltinAdapter[] = [genericPool];
+
+/** The adapter for `pool`: the `adapter` option's when given, else the built-in that recognises it. */
+export function adapterFor(pool: unknown, spec: unknown): Adapter {
+  if (typeof pool !== 'object' || pool === null) {
+    throw new PoolwatchTypeError(codes.unsupportedPool, `Expected a pool to watch, got ${describe(pool)}.`);
+  }
+  if (spec !== undefined) return customAdapter(pool, spec);
+  const adapter = builtins.find((candidate) => candidate.matches(pool));
+  if (adapter !== undefined) return adapter;
+  const kind = pool.constructor?.name && pool.constructor.name !== 'Object' ? `a ${pool.constructor.name}` : 'this object';
+  throw new PoolwatchTypeError(
+    codes.unsupportedPool,
+    `poolwatch does not recognise ${kind} as a pool. Supported: ${builtins.map((b) => b.kind).join(', ')}. ` +
+      "For another pool, say which methods acquire and release: watch(pool, { adapter: { acquire: 'acquire', release: 'release' } }).",
+  );
+}

@@ -1,0 +1,38 @@
+import type { Lease } from '../lease.js';
+
+/**
+ * What a watched pool's wrappers tell the detector. Every method is safe to call from
+ * the host's acquire or release: none throws.
+ */
+export interface Tracker {
+  /** The app called acquire; `caller` is the wrapper, whose frame and above are left out of the stack. */
+  begin(caller: Function): Lease;
+  /** The pool handed `resource` over for `lease`. */
+  handover(lease: Lease, resource: unknown): void;
+  /** The acquire failed or timed out: nothing was handed over. */
+  fail(lease: Lease): void;
+  /** The app gave `resource` back (`destroyed`: the pool will discard it); `caller` as for begin. */
+  end(resource: unknown, destroyed: boolean, method: string, caller: Function): void;
+}
+
+/** Knows one kind of pool: how to recognise it and where to wrap it. */
+export interface Adapter {
+  /** Shown in errors and debug output, e.g. `generic-pool`. */
+  readonly kind: string;
+  /** The pool name used when the app gives none. */
+  readonly defaultName: string;
+  /** npm packages whose frames are not the app's (the pool library, its driver). */
+  readonly libraries: readonly string[];
+  /** Wraps the pool's methods in place; returns what undoes it. */
+  install(pool: object, tracker: Tracker): () => void;
+  /**
+   * Whether the pool itself counts `resource` as leased, for a release poolwatch has no
+   * record of (it may predate `watch()`). Undefined when the pool cannot tell.
+   */
+  isLeased?(pool: object, resource: unknown): boolean;
+}
+
+/** A built-in adapter, with how to recognise its pools. */
+export interface BuiltinAdapter extends Adapter {
+  matches(pool: object): boolean;
+}

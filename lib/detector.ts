@@ -1,0 +1,182 @@
+import { now } from './clock.js';
+import { PoolwatchTypeError, codes } from './errors.js';
+import { Emitter, type DetectorEvents, type EventName } from './events.js';
+import { adapterFor } from './adapters/index.js';
+import { resolveDetectorOptions, resolveWatchOptions, type DetectorOptions, type ResolvedOptions, type WatchOptions } from './options.js';
+import { WatchedPool, type DetectorHost, type PoolStats } from './watched-pool.js';
+import type { LeaseInfo } from './lease.js';
+import type { LeakReport } from './report.js';
+
+// Which detector watches each pool, for watch()/unwatch()/detectorOf() and to refuse watching twice.
+const owners = new WeakMap<object, Detector>();
+
+/** The detector watching `pool`, or undefined. */
+export function detectorOf(pool: object): Detector | undefined {
+  return owners.get(pool);
+}
+
+/**
+ * Watches one or more pools: records each lease, reports leaks, emits events.
+ * Its one timer is unref'd: it never keeps the process alive.
+ */
+export class Detector {
+  readonly #options: ResolvedOptions;
+  readonly #emitter = new Emitter();
+  readonly #pools = new Map<object, WatchedPool>();
+  readonly #host: DetectorHost;
+  #leaseIds = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timerAt = Infinity;
+
+  constructor(options?: DetectorOptions) {
+    this.#options = resolveDetectorOptions(options);
+    if (this.#options.onLeak !== undefined) this.#emitter.on('leak', this.#options.onLeak);
+    this.#host = {
+      emitter: this.#emitter,
+      nextLeaseId: () => ++this.#leaseIds,
+      schedule: (deadline) => {
+        if (deadline < this.#timerAt) this.#arm(deadline);
+      },
+    };
+  }
+
+  /** Instruments `pool` in place and returns it. Options override the detector's for this pool. */
+  watch<P extends object>(pool: P, options?: WatchOptions): P {
+    const resolved = resolveWatchOptions(options, this.#options);
+    const adapter = adapterFor(pool, resolved.adapter);
+    const owner = owners.get(pool);
+    if (owner !== undefined) {
+      throw new PoolwatchTypeError(
+        codes.alreadyWatched,
+        `This pool is already watched (as "${owner.#pools.get(pool)!.name}"); call unwatch(pool) first to watch it with other options.`,
+      );
+    }
+    const name = resolved.name ?? this.#freeName(adapter.defaultName);
+    if (resolved.name !== undefined && this.#nameTaken(name)) {
+      throw new PoolwatchTypeError(codes.invalidOption, `Expected \`name\` to be unique in this detector: "${name}" already names a watched pool.`);
+    }
+    this.#pools.set(pool, new WatchedPool(name, pool, adapter, resolved, this.#host));
+    owners.set(pool, this);
+    return pool;
+  }
+
+  /** Restores `pool`'s own methods and forgets its leases. Returns whether it was watched by this detector. */
+  unwatch(pool: object): boolean {
+    const watched = this.#pools.get(pool);
+    if (watched === undefined) return false;
+    watched.uninstall();
+    this.#pools.delete(pool);
+    owners.delete(pool);
+    if (this.#pools.size === 0) this.#disarm();
+    return true;
+  }
+
+  on<E extends EventName>(event: E, listener: (...args: DetectorEvents[E]) => void): this {
+    this.#emitter.on(event, listener);
+    return this;
+  }
+
+  once<E extends EventName>(event: E, listener: (...args: DetectorEvents[E]) => void): this {
+    this.#emitter.once(event, listener);
+    return this;
+  }
+
+  off<E extends EventName>(event: E, listener: (...args: DetectorEvents[E]) => void): this {
+    this.#emitter.off(event, listener);
+    return this;
+  }
+
+  /** Open leases of every watched pool, oldest first. */
+  leases(): LeaseInfo[] {
+    const open = [];
+    for (const watched of this.#pools.values()) open.push(...watched.ledger);
+    open.sort((a, b) => a.acquiredMono - b.acquiredMono);
+    return open.map((lease) => Object.freeze(lease.toJSON() as LeaseInfo));
+  }
+
+  /** The leaks as of now, oldest first: reports any that are due without waiting for the timer. */
+  check(): LeakReport[] {
+    this.#sweep();
+    const reports: LeakReport[] = [];
+    for (const watched of this.#pools.values()) {
+      for (const lease of watched.ledger) if (lease.report !== null) reports.push(lease.report);
+    }
+    return reports.sort((a, b) => a.acquiredAt - b.acquiredAt);
+  }
+
+  /** Figures per pool, by pool name. */
+  stats(): Record<string, PoolStats> {
+    const stats: Record<string, PoolStats> = {};
+    for (const watched of this.#pools.values()) stats[watched.name] = watched.stats();
+    return stats;
+  }
+
+  /** Unwatches every pool and stops the timer. */
+  close(): void {
+    for (const pool of [...this.#pools.keys()]) this.unwatch(pool);
+    this.#disarm();
+  }
+
+  /** Whether this detector watches any pool. */
+  get watching(): boolean {
+    return this.#pools.size > 0;
+  }
+
+  #freeName(base: string): string {
+    if (!this.#nameTaken(base)) return base;
+    let n = 2;
+    while (this.#nameTaken(`${base}#${n}`)) n++;
+    return `${base}#${n}`;
+  }
+
+  #nameTaken(name: string): boolean {
+    for (const watched of this.#pools.values()) if (watched.name === name) return true;
+    return false;
+  }
+
+  #arm(deadline: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    // Rounded up: a timer that fires a fraction early would find nothing due and re-arm.
+    this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(deadline - now())));
+    this.#timer.unref?.();
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.#sweep();
+  };
+
+  #sweep(): void {
+    const at = now();
+    let next = Infinity;
+    for (const watched of this.#pools.values()) next = Math.min(next, watched.sweep(at));
+    if (next < this.#timerAt) this.#arm(next);
+  }
+}
+
+/** Creates a detector for several pools; options apply to every pool it watches unless overridden. */
+export function createDetector(options?: DetectorOptions): Detector {
+  return new Detector(options);
+}
+
+/**
+ * Watches `pool` in place with a detector of its own and returns the same pool, so code
+ * that already holds it is covered.
+ */
+export function watch<P extends object>(pool: P, options?: WatchOptions): P {
+  return new Detector().watch(pool, options);
+}
+
+/** Restores `pool`'s own methods. Returns whether it was watched. */
+export function unwatch(pool: object): boolean {
+  const owner = owners.get(pool);
+  return owner !== undefined && owner.unwatch(pool);
+}

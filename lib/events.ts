@@ -1,0 +1,136 @@
+import { ListenerError } from './errors.js';
+import { channels, type ChannelEvent } from './channels.js';
+import type { LeaseInfo } from './lease.js';
+import type { LeakReport } from './report.js';
+
+/** What went wrong in a `misuse` event. */
+export type MisuseKind = 'double-release' | 'foreign-release';
+
+/** A release or destroy the pool refuses: poolwatch says what and where. */
+export interface MisuseEvent {
+  readonly kind: MisuseKind;
+  readonly pool: string;
+  /** The method the app called, e.g. `release` or `destroy`. */
+  readonly method: string;
+  readonly message: string;
+  /** Where the app made the bad call. */
+  readonly callSite: string | undefined;
+  /** The lease the connection last belonged to, with where it was acquired, when known. */
+  readonly lease: LeaseInfo | undefined;
+}
+
+/** A lease reported as a leak came back. */
+export interface LeakReleasedEvent {
+  readonly pool: string;
+  readonly leaseId: number;
+  /** The whole time it was held. */
+  readonly heldMs: number;
+  readonly report: LeakReport;
+  readonly lease: LeaseInfo;
+}
+
+/** Every event a detector emits, with its listener arguments. */
+export interface DetectorEvents {
+  acquire: [lease: LeaseInfo];
+  release: [lease: LeaseInfo];
+  destroy: [lease: LeaseInfo];
+  leak: [report: LeakReport];
+  'leak-released': [event: LeakReleasedEvent];
+  misuse: [event: MisuseEvent];
+  /** A listener or `context` function threw; poolwatch went on. */
+  error: [error: Error];
+}
+
+export type EventName = keyof DetectorEvents;
+type Listener<E extends EventName> = (...args: DetectorEvents[E]) => void;
+type AnyListener = (payload: never) => void;
+
+interface Once {
+  (payload: never): void;
+  listener: AnyListener;
+}
+
+/**
+ * Typed events. Listeners run in try/catch: one that throws never reaches the pool; its
+ * error goes to `error` listeners, or once to a process warning.
+ */
+export class Emitter {
+  // Arrays are replaced, never mutated, so an emit in progress is unaffected by on/off.
+  #listeners = new Map<EventName, readonly AnyListener[]>();
+  #warned = new WeakSet<object>();
+
+  on<E extends EventName>(event: E, listener: Listener<E>): this {
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener as AnyListener]);
+    return this;
+  }
+
+  once<E extends EventName>(event: E, listener: Listener<E>): this {
+    const once = ((payload: never) => {
+      this.off(event, listener);
+      (listener as AnyListener)(payload);
+    }) as Once;
+    once.listener = listener as AnyListener;
+    return this.on(event, once as unknown as Listener<E>);
+  }
+
+  off<E extends EventName>(event: E, listener: Listener<E>): this {
+    const list = this.#listeners.get(event);
+    if (list === undefined) return this;
+    const index = list.findIndex((fn) => fn === listener || (fn as Partial<Once>).listener === listener);
+    if (index === -1) return this;
+    const next = list.filter((_, i) => i !== index);
+    if (next.length === 0) this.#listeners.delete(event);
+    else this.#listeners.set(event, next);
+    return this;
+  }
+
+  /** Whether emitting `event` would reach anyone: a listener or a channel subscriber. */
+  wanted(event: ChannelEvent): boolean {
+    return this.#listeners.has(event) || channels[event].hasSubscribers;
+  }
+
+  emit<E extends ChannelEvent>(event: E, payload: DetectorEvents[E][0]): void {
+    const list = this.#listeners.get(event);
+    if (list !== undefined) {
+      for (const listener of list) {
+        try {
+          listener(payload as never);
+        } catch (error) {
+          this.surface(listener, `a '${event}' listener threw`, error);
+        }
+      }
+    }
+    const ch = channels[event];
+    if (ch.hasSubscribers) {
+      try {
+        ch.publish(payload);
+      } catch (error) {
+        this.surface(ch, `a '${channels[event].name as string}' subscriber threw`, error);
+      }
+    }
+  }
+
+  /** Reports an error from user code without letting it reach the pool. */
+  surface(source: object, what: string, error: unknown): void {
+    const wrapped = new ListenerError(`poolwatch: ${what}: ${(error as Error)?.message ?? String(error)}`, error);
+    const handlers = this.#listeners.get('error');
+    if (handlers !== undefined) {
+      for (const handler of handlers) {
+        try {
+          handler(wrapped as never);
+        } catch (inner) {
+          this.#warn(handler, new ListenerError(`poolwatch: an 'error' listener threw: ${(inner as Error)?.message}`, inner));
+        }
+      }
+      return;
+    }
+    this.#warn(source, wrapped);
+  }
+
+  // A failing listener warns once, not once per acquire.
+  #warn(source: object, error: ListenerError): void {
+    if (this.#warned.has(source)) return;
+    this.#warned.add(source);
+    process.emitWarning(error);
+  }
+}

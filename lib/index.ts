@@ -1,0 +1,11 @@
+export { watch, unwatch, createDetector, detectorOf, Detector } from './detector.js';
+export { LeakReport, formatDuration } from './report.js';
+export { PoolwatchTypeError, ListenerError, codes } from './errors.js';
+export { channelNames } from './channels.js';
+export type { DetectorOptions, WatchOptions, StackPolicy, Labels } from './options.js';
+export type { AdapterSpec, ConnectionMethod, MethodRef } from './adapters/custom.js';
+export type { LeaseInfo } from './lease.js';
+export type { LeakKind, FormatOptions } from './report.js';
+export type { DetectorEvents, EventName, MisuseEvent, MisuseKind, LeakReleasedEvent } from './events.js';
+export type { PoolStats } from './watched-pool.js';
+export type { SummaryInfo } from './summary.js';

@@ -1,0 +1,95 @@
+import { now, toEpoch } from './clock.js';
+import { noOrigin, originOf, type Origin, type Trace } from './stack.js';
+import type { Labels } from './options.js';
+import type { LeakReport } from './report.js';
+import type { WatchedPool } from './watched-pool.js';
+
+/** A checkout of a connection, as listeners and `leases()` see it. */
+export interface LeaseInfo {
+  /** Pool name. */
+  readonly pool: string;
+  /** Unique per detector. */
+  readonly leaseId: number;
+  /** Epoch ms when the pool handed the connection over. */
+  readonly acquiredAt: number;
+  /** How long the acquire call waited for the connection. */
+  readonly waitedMs: number;
+  /** How long the connection has been held (until release, once released). */
+  readonly heldMs: number;
+  /** `path:line:column` of the app's acquiring line, when a stack was captured. */
+  readonly callSite: string | undefined;
+  /** The acquisition stack, library frames removed, when one was captured. */
+  readonly stack: string | undefined;
+  /** Labels at acquire time; `{}` when none. */
+  readonly context: Labels;
+}
+
+// Lease states. Plain constants rather than a const enum, so files compile one at a time.
+export const pending = 0;
+export const open = 1;
+export const closed = 2;
+export const failed = 3;
+
+export const emptyLabels: Labels = Object.freeze({});
+
+/** One lease. Every field is set in the constructor so all leases share one shape. */
+export class Lease implements LeaseInfo {
+  leaseId = 0;
+  state = pending;
+  resource: unknown = undefined;
+  /** Monotonic ms when the pool handed the connection over. */
+  acquiredMono = 0;
+  releasedMono = -1;
+  deadline = Infinity;
+  report: LeakReport | null = null;
+  /** Ledger links: open leases of one pool, in the order they were handed over. */
+  prev: Lease | null = null;
+  next: Lease | null = null;
+  #origin: Origin | null = null;
+
+  constructor(
+    readonly watched: WatchedPool,
+    /** Monotonic ms when the app called acquire. */
+    readonly requestedMono: number,
+    readonly context: Labels,
+    readonly trace: Trace | null,
+  ) {}
+
+  get pool(): string {
+    return this.watched.name;
+  }
+
+  get acquiredAt(): number {
+    return toEpoch(this.acquiredMono);
+  }
+
+  get waitedMs(): number {
+    return this.acquiredMono - this.requestedMono;
+  }
+
+  get heldMs(): number {
+    return (this.releasedMono < 0 ? now() : this.releasedMono) - this.acquiredMono;
+  }
+
+  /** Where the app acquired it; parsed from the trace on first use. */
+  get origin(): Origin {
+    if (this.#origin === null) {
+      this.#origin = this.trace === null ? noOrigin : originOf(this.trace, this.watched.isLibrary);
+    }
+    return this.#origin;
+  }
+
+  get callSite(): string | undefined {
+    return this.origin.callSite;
+  }
+
+  get stack(): string | undefined {
+    const frames = this.origin.frames;
+    return frames.length === 0 ? undefined : frames.map((frame) => `    ${frame.text}`).join('\n');
+  }
+
+  toJSON(): object {
+    const { pool, leaseId, acquiredAt, waitedMs, heldMs, callSite, stack, context } = this;
+    return { pool, leaseId, acquiredAt, waitedMs, heldMs, callSite, stack, context };
+  }
+}

@@ -1,0 +1,98 @@
+import { relative, isAbsolute, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Holds a captured stack; `stack` is formatted by V8 only when first read. */
+export class Trace {
+  declare readonly stack: string;
+}
+
+// Deep enough to see past a pool library's and an ORM's frames to the app's own line.
+const captureDepth = 32;
+
+/** Captures the caller's stack above `above` (which, and whose callers' frames, are left out). */
+export function captureTrace(above: Function): Trace {
+  const trace = new Trace();
+  const limit = Error.stackTraceLimit;
+  if (limit < captureDepth) Error.stackTraceLimit = captureDepth;
+  Error.captureStackTrace(trace, above);
+  Error.stackTraceLimit = limit;
+  return trace;
+}
+
+/** One frame of a stack: the text as V8 wrote it, and where it points when it points at a file. */
+export interface Frame {
+  readonly text: string;
+  /** The function name as V8 gave it, e.g. `async getUser`; empty for top-level code. */
+  readonly fn: string;
+  readonly file: string | undefined;
+  readonly line: number;
+  readonly column: number;
+}
+
+/** Where an acquire came from: the app's line, and the frames worth showing. */
+export interface Origin {
+  /** `path:line:column`, relative to cwd when under it. */
+  readonly callSite: string | undefined;
+  readonly site: Frame | undefined;
+  /** Frames with poolwatch, the pool library and Node's internals removed, app frames first. */
+  readonly frames: readonly Frame[];
+}
+
+const framePattern = /^\s*at (?:(.*?) \()?(.+?):(\d+):(\d+)\)?$/;
+// poolwatch's own files: this module sits at the top of the compiled tree.
+const ownRoot = __dirname + sep;
+
+function toPath(location: string): string {
+  return location.startsWith('file://') ? fileURLToPath(location) : location;
+}
+
+function parseFrame(text: string): Frame {
+  const match = framePattern.exec(text);
+  if (match === null) return { text: text.trim(), fn: '', file: undefined, line: 0, column: 0 };
+  const [, fn = '', location, line, column] = match;
+  return { text: text.trim(), fn, file: toPath(location!), line: Number(line), column: Number(column) };
+}
+
+function isInternal(frame: Frame): boolean {
+  const file = frame.file;
+  return file === undefined || file.startsWith('node:') || file.startsWith('internal/') || !isAbsolute(file);
+}
+
+/** Shows a file path relative to cwd when it is under it. */
+export function displayPath(file: string): string {
+  const cwd = process.cwd() + sep;
+  return file.startsWith(cwd) ? relative(cwd, file) : file;
+}
+
+/** Matches frames of the given npm packages, e.g. `['generic-pool']`. */
+export function libraryMatcher(libraries: readonly string[]): (file: string) => boolean {
+  const needles = libraries.flatMap((name) => [`/node_modules/${name}/`, `\\node_modules\\${name.replace('/', '\\')}\\`]);
+  return (file) => needles.some((needle) => file.includes(needle));
+}
+
+const inNodeModules = /[/\\]node_modules[/\\]/;
+
+/** Finds the app's acquiring line in a captured stack. */
+export function originOf(trace: Trace, isLibrary: (file: string) => boolean): Origin {
+  const lines = trace.stack.split('\n');
+  const frames: Frame[] = [];
+  for (const text of lines) {
+    if (!text.trimStart().startsWith('at ')) continue;
+    const frame = parseFrame(text);
+    if (isInternal(frame) || frame.file!.startsWith(ownRoot) || isLibrary(frame.file!)) continue;
+    frames.push(frame);
+  }
+  // Prefer the app's own code over a framework or ORM it called through.
+  const site = frames.find((frame) => !inNodeModules.test(frame.file!)) ?? frames[0];
+  const callSite = site && `${displayPath(site.file!)}:${site.line}:${site.column}`;
+  return { callSite, site, frames };
+}
+
+/** A frame as people read it: `at fn (path:line:column)`, the path relative to cwd when under it. */
+export function formatFrame(frame: Frame): string {
+  if (frame.file === undefined) return frame.text;
+  const location = `${displayPath(frame.file)}:${frame.line}:${frame.column}`;
+  return frame.fn === '' ? `at ${location}` : `at ${frame.fn} (${location})`;
+}
+
+export const noOrigin: Origin = Object.freeze({ callSite: undefined, site: undefined, frames: Object.freeze([]) });

@@ -1,0 +1,243 @@
+import createDebug from 'debug';
+import { now } from './clock.js';
+import { Lease, emptyLabels, pending, open, closed, failed } from './lease.js';
+import { Ledger } from './ledger.js';
+import { LeakReport, formatDuration, type LeakKind } from './report.js';
+import { Sampler } from './sampler.js';
+import { Summary, type SummaryInfo } from './summary.js';
+import { captureTrace, libraryMatcher, originOf } from './stack.js';
+import type { Adapter, Tracker } from './adapters/types.js';
+import type { Emitter, MisuseKind } from './events.js';
+import type { Labels, ResolvedOptions } from './options.js';
+
+const logLease = createDebug('poolwatch:lease');
+const logLeak = createDebug('poolwatch:leak');
+
+/** Per-pool figures from `detector.stats()`. */
+export interface PoolStats {
+  /** Leases open now. */
+  readonly open: number;
+  /** Acquire calls waiting for a connection now. */
+  readonly waiting: number;
+  readonly acquired: number;
+  readonly released: number;
+  readonly destroyed: number;
+  /** Acquire calls that failed or timed out. */
+  readonly failed: number;
+  readonly leaked: number;
+  readonly misuse: number;
+  /** How long connections were held, over closed leases. */
+  readonly held: SummaryInfo;
+  /** How long acquire calls waited for a connection. */
+  readonly waited: SummaryInfo;
+}
+
+/** What a watched pool needs from its detector. */
+export interface DetectorHost {
+  readonly emitter: Emitter;
+  nextLeaseId(): number;
+  /** A lease now open will be due at `deadline` (monotonic ms). */
+  schedule(deadline: number): void;
+}
+
+/** One pool under watch: its options, open leases and figures. Implements what the adapter calls. */
+export class WatchedPool implements Tracker {
+  readonly ledger = new Ledger();
+  readonly isLibrary: (file: string) => boolean;
+  readonly thresholdMs: number;
+  readonly stacks: ResolvedOptions['stacks'];
+  readonly #sampler: Sampler;
+  readonly #context: ResolvedOptions['context'];
+  readonly #onLeak: ResolvedOptions['onLeak'];
+  readonly #uninstall: () => void;
+  #active = true;
+  #waiting = 0;
+  #acquired = 0;
+  #released = 0;
+  #destroyed = 0;
+  #failed = 0;
+  #leaked = 0;
+  #misused = 0;
+  readonly #held = new Summary();
+  readonly #waited = new Summary();
+
+  constructor(
+    readonly name: string,
+    readonly target: object,
+    readonly adapter: Adapter,
+    options: ResolvedOptions,
+    readonly host: DetectorHost,
+  ) {
+    this.thresholdMs = options.leakThresholdMs;
+    this.stacks = options.stacks;
+    this.#sampler = new Sampler(options.stacks);
+    this.#context = options.context;
+    this.#onLeak = options.onLeak;
+    this.isLibrary = libraryMatcher(adapter.libraries);
+    this.#uninstall = adapter.install(target, this);
+  }
+
+  begin(caller: Function): Lease {
+    const at = now();
+    this.#waiting++;
+    let trace = null;
+    if (this.#sampler.wants(at)) {
+      trace = captureTrace(caller);
+      if (this.stacks === 'auto') this.#sampler.spent(now() - at);
+    }
+    return new Lease(this, at, this.#labels(), trace);
+  }
+
+  handover(lease: Lease, resource: unknown): void {
+    // A callback called twice, or a handover after unwatch: nothing to record.
+    if (lease.state !== pending || !this.#active) return;
+    try {
+      const at = now();
+      this.#waiting--;
+      lease.state = open;
+      lease.resource = resource;
+      lease.acquiredMono = at;
+      lease.leaseId = this.host.nextLeaseId();
+      lease.deadline = at + this.thresholdMs;
+      // The pool handed out a connection we still count as leased: it came back by a path we do not see.
+      const stale = this.ledger.find(resource);
+      if (stale !== undefined) this.#close(stale, at, false);
+      this.ledger.add(lease);
+      this.#acquired++;
+      this.#waited.add(at - lease.requestedMono);
+      if (lease.deadline !== Infinity) this.host.schedule(lease.deadline);
+      if (this.host.emitter.wanted('acquire')) this.host.emitter.emit('acquire', lease);
+      if (logLease.enabled) logLease('%s: acquired lease #%d after %s', this.name, lease.leaseId, formatDuration(lease.waitedMs));
+    } catch (error) {
+      this.host.emitter.surface(this, 'internal error on acquire', error);
+    }
+  }
+
+  fail(lease: Lease): void {
+    if (lease.state !== pending || !this.#active) return;
+    lease.state = failed;
+    this.#waiting--;
+    this.#failed++;
+  }
+
+  end(resource: unknown, destroyed: boolean, method: string, caller: Function): void {
+    if (!this.#active) return;
+    try {
+      const lease = this.ledger.find(resource);
+      if (lease === undefined) this.#misuse(resource, method, caller);
+      else this.#close(lease, now(), destroyed);
+    } catch (error) {
+      this.host.emitter.surface(this, `internal error on ${method}`, error);
+    }
+  }
+
+  #close(lease: Lease, at: number, destroyed: boolean): void {
+    lease.state = closed;
+    lease.releasedMono = at;
+    this.ledger.remove(lease);
+    const heldMs = at - lease.acquiredMono;
+    this.#held.add(heldMs);
+    this.#sampler.held(heldMs);
+    if (destroyed) this.#destroyed++;
+    else this.#released++;
+    const { emitter } = this.host;
+    if (lease.report !== null) {
+      const report = lease.report;
+      this.#sampler.alert(at);
+      if (emitter.wanted('leak-released')) {
+        emitter.emit('leak-released', { pool: this.name, leaseId: lease.leaseId, heldMs, report, lease });
+      }
+      if (logLeak.enabled) logLeak('%s: leaked lease #%d came back after %s', this.name, lease.leaseId, formatDuration(heldMs));
+    }
+    const event = destroyed ? 'destroy' : 'release';
+    if (emitter.wanted(event)) emitter.emit(event, lease);
+    if (logLease.enabled) logLease('%s: %s lease #%d after %s', this.name, destroyed ? 'destroyed' : 'released', lease.leaseId, formatDuration(heldMs));
+  }
+
+  #misuse(resource: unknown, method: string, caller: Function): void {
+    const leasedByPool = this.adapter.isLeased?.(this.target, resource);
+    // Leased before watch() began, or the pool cannot say: not ours to judge.
+    if (leasedByPool === true) return;
+    const last = this.ledger.last(resource);
+    let kind: MisuseKind;
+    if (last !== undefined) kind = 'double-release';
+    else if (leasedByPool === false) kind = 'foreign-release';
+    else return;
+    this.#misused++;
+    this.#sampler.alert(now());
+    const callSite = originOf(captureTrace(caller), this.isLibrary).callSite;
+    const where = callSite === undefined ? '' : ` at ${callSite}`;
+    const message =
+      kind === 'double-release'
+        ? `${method}() of a connection already given back to pool "${this.name}"${where}; it was lease #${last!.leaseId}, acquired at ${last!.callSite ?? 'an unknown line'}`
+        : `${method}() of a connection pool "${this.name}" never leased${where}`;
+    if (this.host.emitter.wanted('misuse')) {
+      this.host.emitter.emit('misuse', { kind, pool: this.name, method, message, callSite, lease: last });
+    }
+    if (logLeak.enabled) logLeak('%s: misuse: %s', this.name, message);
+  }
+
+  #labels(): Labels {
+    const context = this.#context;
+    if (context === undefined) return emptyLabels;
+    try {
+      const labels = context();
+      return typeof labels === 'object' && labels !== null ? labels : emptyLabels;
+    } catch (error) {
+      this.host.emitter.surface(context, 'the `context` function threw', error);
+      return emptyLabels;
+    }
+  }
+
+  /** Reports leases whose deadline has passed by `at`; returns the next deadline. */
+  sweep(at: number): number {
+    const { ledger } = this;
+    for (let lease = ledger.due; lease !== null && lease.deadline <= at; lease = ledger.due) {
+      ledger.advance();
+      this.report(lease, 'threshold', at);
+    }
+    return ledger.due?.deadline ?? Infinity;
+  }
+
+  /** Makes and emits the leak report of an open lease. */
+  report(lease: Lease, kind: LeakKind, at: number): LeakReport {
+    const report = new LeakReport(lease, kind, at - lease.acquiredMono);
+    lease.report = report;
+    this.#leaked++;
+    this.#sampler.alert(at);
+    const { emitter } = this.host;
+    if (this.#onLeak !== undefined) {
+      try {
+        this.#onLeak(report);
+      } catch (error) {
+        emitter.surface(this.#onLeak, 'the `onLeak` function threw', error);
+      }
+    }
+    if (emitter.wanted('leak')) emitter.emit('leak', report);
+    if (logLeak.enabled) logLeak('%s', report.message);
+    return report;
+  }
+
+  stats(): PoolStats {
+    return {
+      open: this.ledger.size,
+      waiting: this.#waiting,
+      acquired: this.#acquired,
+      released: this.#released,
+      destroyed: this.#destroyed,
+      failed: this.#failed,
+      leaked: this.#leaked,
+      misuse: this.#misused,
+      held: this.#held.toJSON(),
+      waited: this.#waited.toJSON(),
+    };
+  }
+
+  /** Restores the pool's own methods; open leases are forgotten. */
+  uninstall(): void {
+    if (!this.#active) return;
+    this.#active = false;
+    this.#uninstall();
+    this.ledger.clear();
+  }
+}
