@@ -14,11 +14,17 @@ const pool = createPool(
   { max: 2 },
 );
 
+let reported;
+const leakReported = new Promise((resolve) => (reported = resolve));
+
 watch(pool, {
   name: 'main',
   leakThresholdMs: 200,
   context: () => ({ requestId: requests.getStore()?.id }),
-  onLeak: (report) => console.log(report.format() + '\n'),
+  onLeak: (report) => {
+    console.log(report.format());
+    reported();
+  },
 });
 
 async function getUser(id) {
@@ -33,7 +39,9 @@ for (const id of [1, 2, 3]) {
   await requests.run({ id: `req-${id}` }, () => getUser(id));
 }
 
-// Wait past the threshold so the leak is reported, then shut down.
-await new Promise((resolve) => setTimeout(resolve, 300));
+// A server would keep the process alive until then; poolwatch's own timer never does.
+const server = setInterval(() => {}, 1000);
+await leakReported;
+clearInterval(server);
 await pool.drain();
 await pool.clear();
