@@ -1,0 +1,91 @@
+// Entry point of the benchmark suite (`npm run bench`, which builds first).
+//   node benchmarks/run.mjs [--quick] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]
+// Prints a table of ns/cycle and ratios against each scenario's raw baseline, and
+// writes every figure to benchmarks/results/latest.json (or --json PATH).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { formatTable, runScenario } from './runner.mjs';
+import genericPool from './scenarios/generic-pool.mjs';
+
+const scenarios = [genericPool];
+
+const here = dirname(fileURLToPath(import.meta.url));
+const usage = 'usage: node benchmarks/run.mjs [--quick] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';
+
+function positiveInt(name, text) {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    console.error(`--${name} must be a positive integer, got "${text}"\n${usage}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      cycles: { type: 'string' },
+      json: { type: 'string' },
+      scenario: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`${error.message}\n${usage}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(usage);
+  process.exit(0);
+}
+
+// Quick mode is for CI: it proves the suite runs end to end, its figures are not budgets' evidence.
+// 20 rounds are two full Williams cycles for 5 variants (see runner.mjs `order`).
+const rounds = positiveInt('rounds', args.rounds) ?? (args.quick ? 10 : 20);
+const cyclesOverride = positiveInt('cycles', args.cycles);
+const jsonPath = resolve(args.json ?? `${here}/results/latest.json`);
+
+const selected = args.scenario ? scenarios.filter((s) => args.scenario.includes(s.name)) : scenarios;
+if (selected.length === 0) {
+  console.error(`no scenario named ${args.scenario.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
+
+const started = Date.now();
+const results = [];
+for (const scenario of selected) {
+  const cycles = cyclesOverride ?? (args.quick ? scenario.cycles.quick : scenario.cycles.default);
+  // Enough warm-up for the optimising compiler and for 'auto' to spend its starting
+  // stack credit, so rounds measure the steady state rather than start-up.
+  const warmupCycles = Math.max(cycles, args.quick ? 30_000 : 100_000);
+  console.error(`${scenario.name}: ${rounds} rounds × ${cycles} cycles × ${scenario.variants.length} variants`);
+  results.push(
+    await runScenario(scenario, { rounds, cycles, warmupCycles, log: (line) => console.error(line) }),
+  );
+}
+const elapsedS = (Date.now() - started) / 1000;
+
+const cpuList = cpus();
+const env = {
+  node: process.version,
+  v8: process.versions.v8,
+  platform: `${process.platform} ${process.arch}`,
+  cpu: `${cpuList.length} × ${cpuList[0]?.model ?? 'unknown'}`,
+  memoryGB: Math.round(totalmem() / 2 ** 30),
+};
+console.log(`\npoolwatch benchmarks — node ${env.node}, ${env.cpu}, ${rounds} rounds${args.quick ? ' (quick)' : ''}, ${elapsedS.toFixed(1)} s`);
+console.log('ns/cycle: median over rounds; ratio: that median / the raw median;');
+console.log('IQR and min–max: of the per-round ratios (variant time / raw time in the same round).\n');
+console.log(formatTable(results));
+
+const report = { date: new Date(started).toISOString(), ...env, quick: args.quick, rounds, elapsedS, scenarios: results };
+await mkdir(dirname(jsonPath), { recursive: true });
+await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
+console.log(`\nwrote ${jsonPath}`);
