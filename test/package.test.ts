@@ -311,8 +311,11 @@ watch(pool, { leakThresholdMs: 'soon' });
   await writeFile(
     join(dir, 'consumer-types.mts'),
     `import { watch, unwatch, createDetector, detectorOf, type Detector, type LeakReport, type WatchOptions } from 'poolwatch';
+// @ts-expect-error: the ESM entry has named exports only, as at run time
+import poolwatchDefault from 'poolwatch';
 import { createPool, type Pool } from 'generic-pool';
 ${body}
+void poolwatchDefault;
 export {};
 `,
   );
