@@ -1,4 +1,8 @@
-import type { Lease } from './lease.js';
+import { open, type Lease } from './lease.js';
+
+function isObject(value: unknown): value is object {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function';
+}
 
 /**
  * The open leases of one pool, in the order the pool handed them over. With one
@@ -11,9 +15,11 @@ export class Ledger {
   /** The oldest lease not yet reported past its threshold: everything before it was. */
   #due: Lease | null = null;
   #size = 0;
-  // Resources the app holds now; objects also keep their last lease, to name a double release.
-  #open = new Map<unknown, Lease>();
-  #last = new WeakMap<object, Lease>();
+  // Each object resource maps to its open lease, or after release to its last one (to name a
+  // double release): one WeakMap read and write per cycle, nothing to delete. Primitive
+  // resources, which a WeakMap cannot hold, use a Map of open leases.
+  #byObject = new WeakMap<object, Lease>();
+  #byValue = new Map<unknown, Lease>();
 
   get size(): number {
     return this.#size;
@@ -21,12 +27,14 @@ export class Ledger {
 
   /** The open lease of `resource`, if any. */
   find(resource: unknown): Lease | undefined {
-    return this.#open.get(resource);
+    const lease = isObject(resource) ? this.#byObject.get(resource) : this.#byValue.get(resource);
+    return lease !== undefined && lease.state === open ? lease : undefined;
   }
 
   /** The last closed lease of `resource`, while the resource is alive. */
   last(resource: unknown): Lease | undefined {
-    return typeof resource === 'object' && resource !== null ? this.#last.get(resource) : undefined;
+    const lease = isObject(resource) ? this.#byObject.get(resource) : undefined;
+    return lease !== undefined && lease.state !== open ? lease : undefined;
   }
 
   add(lease: Lease): void {
@@ -37,7 +45,9 @@ export class Ledger {
     this.#tail = lease;
     if (this.#due === null) this.#due = lease;
     this.#size++;
-    this.#open.set(lease.resource, lease);
+    const resource = lease.resource;
+    if (isObject(resource)) this.#byObject.set(resource, lease);
+    else this.#byValue.set(resource, lease);
   }
 
   remove(lease: Lease): void {
@@ -49,9 +59,7 @@ export class Ledger {
     if (this.#due === lease) this.#due = next;
     lease.prev = lease.next = null;
     this.#size--;
-    const resource = lease.resource;
-    this.#open.delete(resource);
-    if (typeof resource === 'object' && resource !== null) this.#last.set(resource, lease);
+    if (!isObject(lease.resource)) this.#byValue.delete(lease.resource);
   }
 
   /** The next lease to pass its deadline, if any. */
@@ -72,6 +80,7 @@ export class Ledger {
   clear(): void {
     this.#head = this.#tail = this.#due = null;
     this.#size = 0;
-    this.#open.clear();
+    this.#byObject = new WeakMap();
+    this.#byValue.clear();
   }
 }
