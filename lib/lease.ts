@@ -22,6 +22,8 @@ export interface LeaseInfo {
   readonly stack: string | undefined;
   /** Labels at acquire time; `{}` when none. */
   readonly context: Labels;
+  /** The method the app called to get the connection, e.g. `acquire`, `connect` or `query`. */
+  readonly via: string;
 }
 
 // Lease states. Plain constants rather than a const enum, so files compile one at a time.
@@ -53,6 +55,7 @@ export class Lease implements LeaseInfo {
     readonly requestedMono: number,
     readonly context: Labels,
     readonly trace: Trace | null,
+    readonly via: string,
   ) {}
 
   get pool(): string {
@@ -89,7 +92,7 @@ export class Lease implements LeaseInfo {
   }
 
   toJSON(): object {
-    const { pool, leaseId, acquiredAt, waitedMs, heldMs, callSite, stack, context } = this;
-    return { pool, leaseId, acquiredAt, waitedMs, heldMs, callSite, stack, context };
+    const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context } = this;
+    return { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context };
   }
 }

@@ -54,13 +54,16 @@ export class LeakReport extends Error {
   readonly waitedMs: number;
   /** `path:line:column` of the app's acquiring line, when a stack was captured. */
   readonly callSite: string | undefined;
+  /** The method the app called to get the connection, e.g. `acquire` or `query`. */
+  readonly via: string;
   /** Labels at acquire time; `{}` when none. */
   readonly context: Labels;
   readonly #lease: Lease;
 
   /** @internal */
   constructor(lease: Lease, kind: LeakKind, heldMs: number) {
-    const where = lease.callSite === undefined ? '' : `, acquired at ${lease.callSite}`;
+    const how = lease.via === lease.watched.adapter.acquireMethod ? '' : ` by ${lease.via}()`;
+    const where = lease.callSite === undefined ? how : `, acquired${how} at ${lease.callSite}`;
     const what =
       kind === 'threshold'
         ? `held for ${formatDuration(heldMs)} (threshold ${formatDuration(lease.watched.thresholdMs)})`
@@ -76,6 +79,7 @@ export class LeakReport extends Error {
     this.acquiredAt = lease.acquiredAt;
     this.waitedMs = Math.round(lease.waitedMs);
     this.callSite = lease.callSite;
+    this.via = lease.via;
     this.context = lease.context;
     this.#lease = lease;
     const frames = lease.stack ?? `    (${whyNoStack[lease.watched.stacks]})`;
@@ -108,7 +112,7 @@ export class LeakReport extends Error {
   }
 
   toJSON(): object {
-    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, callSite, stack, context, message, code } = this;
-    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, callSite, stack, context, message, code };
+    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, message, code } = this;
+    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, message, code };
   }
 }

@@ -5,7 +5,7 @@ import { Ledger } from './ledger.js';
 import { LeakReport, formatDuration, type LeakKind } from './report.js';
 import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
-import { captureTrace, libraryMatcher, originOf } from './stack.js';
+import { captureTrace, libraryMatcher, originOf, type Trace } from './stack.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import type { Emitter, MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
@@ -77,15 +77,15 @@ export class WatchedPool implements Tracker {
     this.#uninstall = adapter.install(target, this);
   }
 
-  begin(caller: Function): Lease {
+  begin(caller: Function, via = this.adapter.acquireMethod, given?: Trace | null): Lease {
     const at = now();
     this.#waiting++;
-    let trace = null;
-    if (this.#sampler.wants(at)) {
+    let trace = given ?? null;
+    if (given === undefined && this.#sampler.wants(at)) {
       trace = captureTrace(caller);
       if (this.stacks === 'auto') this.#sampler.spent(now() - at);
     }
-    return new Lease(this, at, this.#labels(), trace);
+    return new Lease(this, at, this.#labels(), trace, via);
   }
 
   handover(lease: Lease, resource: unknown): void {

@@ -85,6 +85,7 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
   return {
     kind: 'custom adapter',
     defaultName: name,
+    acquireMethod: acquireKey,
     libraries,
     install(target, tracker) {
       const connectionEnds = ends.filter(([ref]) => ref.on === 'connection');

@@ -8,6 +8,7 @@ type AnyPool = Pool<unknown>;
 export const genericPool: BuiltinAdapter = {
   kind: 'generic-pool',
   defaultName: 'generic-pool',
+  acquireMethod: 'acquire',
   libraries: ['generic-pool'],
 
   matches(pool) {

@@ -1,12 +1,18 @@
 import type { Lease } from '../lease.js';
+import type { Trace } from '../stack.js';
 
 /**
  * What a watched pool's wrappers tell the detector. Every method is safe to call from
  * the host's acquire or release: none throws.
  */
 export interface Tracker {
-  /** The app called acquire; `caller` is the wrapper, whose frame and above are left out of the stack. */
-  begin(caller: Function): Lease;
+  /**
+   * The app called acquire; `caller` is the wrapper, whose frame and above are left out
+   * of the stack. `via` names what the app called when it is not the pool's plain
+   * acquire, e.g. `'query'` for `pool.query()`. `trace`, when given, is a stack already
+   * captured where the app asked (e.g. at `knex.transaction()`), used instead of this call's.
+   */
+  begin(caller: Function, via?: string, trace?: Trace | null): Lease;
   /** The pool handed `resource` over for `lease`. */
   handover(lease: Lease, resource: unknown): void;
   /** The acquire failed or timed out: nothing was handed over. */
@@ -21,6 +27,8 @@ export interface Adapter {
   readonly kind: string;
   /** The pool name used when the app gives none. */
   readonly defaultName: string;
+  /** The pool's acquire method, as leases name it by default, e.g. `acquire`. */
+  readonly acquireMethod: string;
   /** npm packages whose frames are not the app's (the pool library, its driver). */
   readonly libraries: readonly string[];
   /** Wraps the pool's methods in place; returns what undoes it. */
