@@ -28,7 +28,7 @@ watch(pool, {
 });
 
 async function getUser(id) {
-  const conn = await pool.acquire();
+  const conn = await pool.acquire(); // leaks here
   const rows = await conn.query(`SELECT * FROM users WHERE id = ${id}`);
   if (id === 2) return null; // the bug: this early return never releases `conn`
   await pool.release(conn);

@@ -30,7 +30,12 @@ t.test('every example runs and reports its leak at the acquiring line', async (t
   for (const example of examples) {
     const file = join(root, 'examples', example);
     const { stdout } = await node(file);
-    t.match(stdout, /^poolwatch: Connection leak in pool "\w+"/, example);
-    t.match(stdout, `acquired at ${siteOf(file, 'await pool.acquire()')}`, `${example} names its acquiring line`);
+    // An example whose server is missing says so; outside CI that skips it, in CI it fails below.
+    if (stdout.startsWith('skipped:') && process.env.CI !== 'true') {
+      t.skip(`${example}: ${stdout.trim()}`);
+      continue;
+    }
+    t.match(stdout, /^poolwatch: Connection leak in pool "[\w-]+"/, example);
+    t.match(stdout, `acquired at ${siteOf(file, '// leaks here')}`, `${example} names its acquiring line`);
   }
 });
