@@ -1,9 +1,10 @@
 import { PoolwatchTypeError, codes, describe } from '../errors.js';
 import { customAdapter } from './custom.js';
 import { genericPool } from './generic-pool.js';
+import { pg } from './pg.js';
 import type { Adapter, BuiltinAdapter } from './types.js';
 
-const builtins: readonly BuiltinAdapter[] = [genericPool];
+const builtins: readonly BuiltinAdapter[] = [genericPool, pg];
 
 /** The adapter for `pool`: the `adapter` option's when given, else the built-in that recognises it. */
 export function adapterFor(pool: unknown, spec: unknown): Adapter {

@@ -1,0 +1,165 @@
+import type { Lease } from '../lease.js';
+import { patchMethod, trackPromise } from './patch.js';
+import type { BuiltinAdapter, Tracker } from './types.js';
+
+/** What this adapter touches of a mariadb 3 connection handed out by a pool. */
+interface PoolConnection {
+  release(): Promise<void>;
+  end(): Promise<void>;
+  close(): Promise<void>;
+  destroy(): void;
+  isValid(): boolean;
+}
+
+/** What this adapter touches of a mariadb 3 promise pool (`mariadb.createPool()`). */
+interface MariadbPool {
+  readonly closed: boolean;
+  getConnection(): Promise<PoolConnection>;
+  taskQueueSize(): number;
+  totalConnections(): number;
+}
+
+type Call = (this: MariadbPool, ...args: unknown[]) => PromiseLike<unknown>;
+
+/**
+ * mariadb's pool methods that lease a connection for one command. They take it from the
+ * pool's private `#pool`, never through the public `getConnection()`, and give it back
+ * the same way, so the only place to see them is the call itself.
+ */
+const oneShot = ['query', 'batch', 'execute', 'importFile'] as const;
+
+/** One install: what the connection wrappers need, and whether the pool is still watched. */
+interface Watch {
+  readonly pool: MariadbPool;
+  readonly tracker: Tracker;
+  active: boolean;
+}
+
+type GiveBack = 'release' | 'end' | 'close';
+
+/**
+ * Wraps `release`, `end` or `close` of one connection. mariadb builds a new connection
+ * object for every `getConnection()` and sets these three on it as own properties, so
+ * each lease gets its own wrappers; they close over the connection rather than trust
+ * `this`, and call straight through once the pool is unwatched.
+ */
+function wrapGiveBack(watch: Watch, connection: PoolConnection, key: GiveBack): void {
+  const original = connection[key];
+  connection[key] = function giveBack(this: unknown) {
+    if (watch.active) {
+      // The pool discards a connection that is no longer valid (killed by the server) or
+      // returned to an ended pool, rather than keep it: the lease ends as a destroy.
+      const discarded = watch.pool.closed || !connection.isValid();
+      watch.tracker.end(connection, discarded, key, giveBack);
+    }
+    return original.apply(this, arguments as unknown as []);
+  };
+}
+
+/** Wraps a connection's `destroy()` (a prototype method) with an own, non-enumerable one. */
+function wrapDestroy(watch: Watch, connection: PoolConnection): void {
+  const original = connection.destroy;
+  Object.defineProperty(connection, 'destroy', {
+    value: function destroy(this: unknown) {
+      if (watch.active) watch.tracker.end(connection, true, 'destroy', destroy);
+      return original.apply(this, arguments as unknown as []);
+    },
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+}
+
+/**
+ * mariadb 3 promise pools (`mariadb.createPool()`): `getConnection()` → a connection
+ * whose `release()`/`end()`/`close()` give it back and `destroy()` discards it;
+ * `query()`, `batch()`, `execute()` and `importFile()` each hold a connection until
+ * their promise settles.
+ */
+export const mariadb: BuiltinAdapter = {
+  kind: 'mariadb',
+  defaultName: 'mariadb',
+  acquireMethod: 'getConnection',
+  libraries: ['mariadb'],
+
+  matches(pool) {
+    const p = pool as Partial<Record<string, unknown>>;
+    if (
+      typeof p.getConnection !== 'function' ||
+      typeof p.batch !== 'function' ||
+      typeof p.importFile !== 'function' ||
+      typeof p.taskQueueSize !== 'function' ||
+      typeof p.totalConnections !== 'function'
+    ) {
+      return false;
+    }
+    // The class name is minified in mariadb's CommonJS build; its toString() is not.
+    // 'poolCallback(' (mariadb/callback) is a different API and is not claimed.
+    try {
+      return String(pool).startsWith('poolPromise(');
+    } catch {
+      return false;
+    }
+  },
+
+  install(target, tracker) {
+    const pool = target as MariadbPool;
+    const watch: Watch = { pool, tracker, active: true };
+
+    const restores = [
+      patchMethod<MariadbPool['getConnection']>(pool, 'getConnection', (original) =>
+        function getConnection(this: MariadbPool) {
+          const lease = tracker.begin(getConnection);
+          let promise: Promise<PoolConnection>;
+          try {
+            promise = original.apply(this, arguments as unknown as []);
+          } catch (error) {
+            tracker.fail(lease);
+            throw error;
+          }
+          return trackPromise(
+            promise,
+            (connection) => {
+              tracker.handover(lease, connection);
+              if (!watch.active) return;
+              wrapGiveBack(watch, connection, 'release');
+              wrapGiveBack(watch, connection, 'end');
+              wrapGiveBack(watch, connection, 'close');
+              wrapDestroy(watch, connection);
+            },
+            () => tracker.fail(lease),
+          ) as Promise<PoolConnection>;
+        },
+      ),
+      ...oneShot
+        .filter((key) => typeof (pool as unknown as Record<string, unknown>)[key] === 'function')
+        .map((key) =>
+          patchMethod<Call>(pool, key, (original) => {
+            // The pool hands the connection over out of sight, so the lease runs from the
+            // call (waiting in the queue counts as holding) to the settling of the promise.
+            // The lease is its own key in the ledger: there is no connection object to use.
+            function settle(lease: Lease): void {
+              tracker.end(lease, false, key, wrapper);
+            }
+            const wrapper = function (this: MariadbPool) {
+              const lease = tracker.begin(wrapper, key);
+              let promise: PromiseLike<unknown>;
+              try {
+                promise = original.apply(this, arguments as unknown as unknown[]);
+              } catch (error) {
+                tracker.fail(lease);
+                throw error;
+              }
+              tracker.handover(lease, lease);
+              return trackPromise(promise, () => settle(lease), () => settle(lease));
+            };
+            return wrapper;
+          }),
+        ),
+    ];
+    return () => {
+      watch.active = false;
+      for (const restore of restores) restore();
+    };
+  },
+};

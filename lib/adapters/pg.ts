@@ -1,0 +1,127 @@
+import { AsyncResource } from 'node:async_hooks';
+import type { Lease } from '../lease.js';
+import { patchMethod, trackPromise } from './patch.js';
+import type { BuiltinAdapter, Tracker } from './types.js';
+
+/** A checked-out client as pg-pool hands it over: `release` is assigned afresh at each checkout. */
+interface PgClient {
+  release: (error?: unknown) => void;
+}
+
+type ConnectCallback = (error: unknown, client?: PgClient, done?: PgClient['release']) => void;
+
+/** The part of pg-pool 3 (and pg 8's `pg.Pool`, a subclass) that poolwatch touches. */
+interface PgPool {
+  connect(callback?: ConnectCallback): PromiseLike<PgClient> | undefined;
+  query(text: unknown, ...rest: unknown[]): unknown;
+  end(callback?: Function): unknown;
+  _releaseOnce: Function;
+  _pendingQueue: unknown[];
+}
+
+/**
+ * pg-pool 3 and `pg.Pool` (pg 8): `connect()` → promise, or `connect(cb)` with
+ * `(err, client, done)`; `client.release()` and `done` end the lease, a truthy argument
+ * destroys the client. `pool.query()` checks a client out through `this.connect`, and
+ * its lease is named `via: 'query'` and blamed on the line that called `pool.query`.
+ */
+export const pg: BuiltinAdapter = {
+  kind: 'pg.Pool (pg-pool)',
+  defaultName: 'pg',
+  acquireMethod: 'connect',
+  libraries: ['pg', 'pg-pool', 'pg-protocol'],
+
+  matches(pool) {
+    const p = pool as Partial<PgPool>;
+    return (
+      typeof p.connect === 'function' &&
+      typeof p.query === 'function' &&
+      typeof p.end === 'function' &&
+      typeof p._releaseOnce === 'function' &&
+      Array.isArray(p._pendingQueue)
+    );
+  },
+
+  install(target, tracker: Tracker) {
+    // Checked-out clients keep their wrapped release after an unwatch; it then just calls through.
+    let active = true;
+    // Set by the query wrapper for the connect it makes at once: that lease is the query's.
+    let queryCaller: Function | null = null;
+
+    // Wraps the release pg-pool just assigned for this checkout; returns it as `done` too.
+    const handover = (lease: Lease, client: PgClient): PgClient['release'] => {
+      tracker.handover(lease, client);
+      const original = client.release;
+      let released = false;
+      const release = function release(this: unknown, error?: unknown) {
+        // A second call while the client is leased again belongs to pg's own error, not to the new lease.
+        if (active && (!released || client.release === release)) tracker.end(client, Boolean(error), 'release', release);
+        released = true;
+        return original.apply(this, arguments as unknown as [unknown]);
+      };
+      client.release = release;
+      return release;
+    };
+
+    const restores = [
+      patchMethod<PgPool['connect']>(target, 'connect', (original) =>
+        function connect(this: PgPool, callback?: ConnectCallback) {
+          const lease = queryCaller === null ? tracker.begin(connect) : tracker.begin(queryCaller, 'query');
+          queryCaller = null;
+          if (typeof callback === 'function') {
+            // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
+            const bound = AsyncResource.bind(function (this: unknown, error: unknown, client?: PgClient) {
+              if (error != null || client == null) {
+                tracker.fail(lease);
+                return callback.apply(this, arguments as unknown as Parameters<ConnectCallback>);
+              }
+              return callback.call(this, error, client, handover(lease, client));
+            });
+            try {
+              return original.call(this, bound);
+            } catch (error) {
+              tracker.fail(lease);
+              throw error;
+            }
+          }
+          let result: PromiseLike<PgClient> | undefined;
+          try {
+            result = original.apply(this, arguments as unknown as [ConnectCallback?]);
+          } catch (error) {
+            tracker.fail(lease);
+            throw error;
+          }
+          if (typeof result?.then !== 'function') {
+            tracker.fail(lease);
+            return result;
+          }
+          return trackPromise(result, (client) => handover(lease, client), () => tracker.fail(lease));
+        },
+      ),
+      patchMethod<PgPool['query']>(target, 'query', (original) =>
+        function query(this: PgPool, text: unknown) {
+          // pg-pool rejects a function as the query without connecting.
+          if (typeof text === 'function') return original.apply(this, arguments as unknown as [unknown]);
+          let args: ArrayLike<unknown> = arguments;
+          const last = typeof arguments[2] === 'function' ? 2 : typeof arguments[1] === 'function' ? 1 : -1;
+          if (last !== -1) {
+            // pg calls it from the client's socket, in the context of whoever opened the connection.
+            const copy = Array.prototype.slice.call(arguments);
+            copy[last] = AsyncResource.bind(copy[last] as (...args: unknown[]) => unknown);
+            args = copy;
+          }
+          queryCaller = query;
+          try {
+            return original.apply(this, args as unknown as [unknown]);
+          } finally {
+            queryCaller = null;
+          }
+        },
+      ),
+    ];
+    return () => {
+      active = false;
+      for (const restore of restores) restore();
+    };
+  },
+};
