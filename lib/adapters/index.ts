@@ -1,6 +1,7 @@
 import { PoolwatchTypeError, codes, describe } from '../errors.js';
 import { customAdapter } from './custom.js';
 import { genericPool } from './generic-pool.js';
+import { mariadb } from './mariadb.js';
 import { pg } from './pg.js';
 import type { Adapter, BuiltinAdapter } from './types.js';
 
