@@ -5,7 +5,7 @@ import { mariadb } from './mariadb.js';
 import { pg } from './pg.js';
 import type { Adapter, BuiltinAdapter } from './types.js';
 
-const builtins: readonly BuiltinAdapter[] = [genericPool, pg];
+const builtins: readonly BuiltinAdapter[] = [mariadb, genericPool, pg];
 
 /** The adapter for `pool`: the `adapter` option's when given, else the built-in that recognises it. */
 export function adapterFor(pool: unknown, spec: unknown): Adapter {
