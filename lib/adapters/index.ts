@@ -2,10 +2,11 @@ import { PoolwatchTypeError, codes, describe } from '../errors.js';
 import { customAdapter } from './custom.js';
 import { genericPool } from './generic-pool.js';
 import { mariadb } from './mariadb.js';
+import { mysql2, mysql2Promise } from './mysql2.js';
 import { pg } from './pg.js';
 import type { Adapter, BuiltinAdapter } from './types.js';
 
-const builtins: readonly BuiltinAdapter[] = [mariadb, genericPool, pg];
+const builtins: readonly BuiltinAdapter[] = [mysql2, mysql2Promise, mariadb, genericPool, pg];
 
 /** The adapter for `pool`: the `adapter` option's when given, else the built-in that recognises it. */
 export function adapterFor(pool: unknown, spec: unknown): Adapter {

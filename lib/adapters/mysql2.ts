@@ -1,0 +1,226 @@
+import { AsyncResource } from 'node:async_hooks';
+import { PoolwatchTypeError, codes } from '../errors.js';
+import type { Lease } from '../lease.js';
+import { patchMethod } from './patch.js';
+import type { BuiltinAdapter, Tracker } from './types.js';
+
+// The parts of mysql2 3 (lib/base/pool.js, lib/pool_connection.js) that poolwatch touches.
+interface RingQueue {
+  readonly length: number;
+  get(index: number): unknown;
+}
+
+/** A mysql2 PoolConnection: `_pool` is null once the pool has discarded it; `_released` is false while leased. */
+interface Mysql2Connection {
+  _pool: Mysql2CorePool | null;
+  _released: boolean;
+  release(): void;
+}
+
+/** A mysql2 callback pool (`mysql2.createPool()`, and the `.pool` of every promise pool). */
+interface Mysql2CorePool {
+  getConnection(callback: (error: unknown, connection?: Mysql2Connection) => void): void;
+  releaseConnection(connection: Mysql2Connection): void;
+  query(...args: unknown[]): unknown;
+  execute(...args: unknown[]): unknown;
+  _removeConnection(connection: Mysql2Connection): void;
+  readonly _freeConnections: RingQueue;
+  readonly _allConnections: RingQueue;
+  readonly config: { readonly connectionConfig: object };
+}
+
+type Method = (this: Mysql2CorePool, ...args: unknown[]) => unknown;
+
+/** Whether `pool` has the shape of a mysql2 callback pool. */
+function isMysql2CorePool(pool: unknown): pool is Mysql2CorePool {
+  const p = pool as Partial<Mysql2CorePool> | null;
+  return (
+    typeof p === 'object' &&
+    p !== null &&
+    typeof p.getConnection === 'function' &&
+    typeof p.releaseConnection === 'function' &&
+    typeof p._removeConnection === 'function' &&
+    typeof p._freeConnections?.get === 'function' &&
+    typeof p._allConnections?.get === 'function' &&
+    typeof p.config?.connectionConfig === 'object'
+  );
+}
+
+/** Whether mysql2 itself counts `resource` as leased from `core`: ours, not marked released, not idle. */
+function isLeasedBy(core: Mysql2CorePool, resource: unknown): boolean {
+  const conn = resource as Partial<Mysql2Connection> | null;
+  if (typeof conn !== 'object' || conn === null || conn._pool !== core || conn._released !== false) return false;
+  // Only reached for a release poolwatch has no lease for: a scan is fine here.
+  const free = core._freeConnections;
+  for (let i = 0; i < free.length; i++) if (free.get(i) === conn) return false;
+  return true;
+}
+
+// A core pool and its .promise() wrappers share one set of methods: wrap them once.
+const watchedCores = new WeakSet<object>();
+
+/**
+ * Wraps a mysql2 core pool in place. A promise pool is watched through its core pool,
+ * since every promise method ends in the core's getConnection, query or execute.
+ */
+function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
+  if (watchedCores.has(core)) {
+    throw new PoolwatchTypeError(
+      codes.alreadyWatched,
+      'This mysql2 pool is already watched through its core pool or a .promise() wrapper of it; they share one pool, ' +
+        'and watching either one already covers both. Watch only one of them.',
+    );
+  }
+  watchedCores.add(core);
+  let active = true;
+  // The lease pool.query()/execute() opened, for the getConnection() it calls synchronously next.
+  let inner: Lease | null = null;
+  // The connection whose end poolwatch already counted, while mysql2 passes it through releaseConnection().
+  let releasing: Mysql2Connection | null = null;
+  // Connections handed out since watch(): only their release and removal are ours to count.
+  const patched = new WeakSet<Mysql2Connection>();
+  // Connections mysql2 discarded while leased: the app's later release() is correct, not a double release.
+  const discarded = new WeakSet<Mysql2Connection>();
+  // Our own callbacks, which mysql2 re-queues through getConnection() when a leased connection died.
+  const callbacks = new WeakSet<Function>();
+
+  const isDiscarded = (conn: Mysql2Connection | null | undefined) => conn?._pool === null && discarded.has(conn);
+
+  const handover = (lease: Lease, conn: Mysql2Connection) => {
+    tracker.handover(lease, conn);
+    if (patched.has(conn)) return;
+    patched.add(conn);
+    // release() lives on the connection and returns early on a double release: wrap it there, not the pool.
+    patchMethod<(this: Mysql2Connection) => void>(conn, 'release', (original) =>
+      function release(this: Mysql2Connection) {
+        if (!active) return original.apply(this, arguments as unknown as []);
+        if (!isDiscarded(this)) tracker.end(this, false, 'release', release);
+        const previous = releasing;
+        releasing = this;
+        try {
+          return original.apply(this, arguments as unknown as []);
+        } finally {
+          releasing = previous;
+        }
+      },
+    );
+  };
+
+  const restores = [
+    patchMethod<Method>(core, 'getConnection', (original) =>
+      function getConnection(this: Mysql2CorePool, callback: unknown) {
+        if (!active || typeof callback !== 'function' || callbacks.has(callback)) return original.apply(this, arguments as unknown as unknown[]);
+        const lease = inner ?? tracker.begin(getConnection);
+        inner = null;
+        // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
+        const bound = AsyncResource.bind(function (this: unknown, error: unknown, conn: unknown) {
+          if (error == null && conn != null) handover(lease, conn as Mysql2Connection);
+          else tracker.fail(lease);
+          return (callback as Function).apply(this, arguments);
+        });
+        callbacks.add(bound);
+        try {
+          return original.call(this, bound);
+        } catch (error) {
+          tracker.fail(lease);
+          throw error;
+        }
+      },
+    ),
+    ...(['query', 'execute'] as const).map((via) =>
+      patchMethod<Method>(core, via, (original) => {
+        // pool.query()/execute() take a connection with getConnection() and release it themselves.
+        const wrapper = function (this: Mysql2CorePool) {
+          if (!active) return original.apply(this, arguments as unknown as unknown[]);
+          const lease = tracker.begin(wrapper, via);
+          inner = lease;
+          try {
+            return original.apply(this, arguments as unknown as unknown[]);
+          } finally {
+            // It threw before asking for a connection.
+            if (inner === lease) {
+              inner = null;
+              tracker.fail(lease);
+            }
+          }
+        };
+        return wrapper;
+      }),
+    ),
+    patchMethod<Method>(core, 'releaseConnection', (original) =>
+      function releaseConnection(this: Mysql2CorePool, conn: unknown) {
+        const c = conn as Mysql2Connection | null | undefined;
+        // mysql2 calls it itself from release() (which first sets _released, also on connections
+        // leased before watch()) and when it discards a connection: only the app's own call counts.
+        if (active && c !== releasing && c?._released === false && !isDiscarded(c)) tracker.end(conn, false, 'releaseConnection', releaseConnection);
+        return original.apply(this, arguments as unknown as unknown[]);
+      },
+    ),
+    // Every way mysql2 discards a connection meets here: destroy(), a server that closed or
+    // killed it ('end'/'error' → _removeFromPool), a failed reset. One wrapper on the pool
+    // instead of three per connection; it runs once per connection (_removeFromPool guards it).
+    patchMethod<Method>(core, '_removeConnection', (original) =>
+      function _removeConnection(this: Mysql2CorePool, conn: unknown) {
+        const c = conn as Mysql2Connection;
+        if (active && c._released === false && patched.has(c)) {
+          tracker.end(c, true, 'destroy', _removeConnection);
+          discarded.add(c);
+        }
+        const previous = releasing;
+        releasing = c;
+        try {
+          return original.apply(this, arguments as unknown as unknown[]);
+        } finally {
+          releasing = previous;
+        }
+      },
+    ),
+  ];
+  return () => {
+    active = false;
+    watchedCores.delete(core);
+    for (const restore of restores) restore();
+  };
+}
+
+/** mysql2 3 callback pool: `getConnection(cb)`, `conn.release()`/`destroy()`, `pool.query()`/`execute()`. */
+export const mysql2: BuiltinAdapter = {
+  kind: 'mysql2',
+  defaultName: 'mysql2',
+  acquireMethod: 'getConnection',
+  libraries: ['mysql2'],
+  matches: isMysql2CorePool,
+  install: (pool, tracker) => installMysql2(pool as Mysql2CorePool, tracker),
+  isLeased: (pool, resource) => isLeasedBy(pool as Mysql2CorePool, resource),
+};
+
+// A mysql2 promise pool (`require('mysql2/promise').createPool()`, `pool.promise()`): a wrapper around a core pool.
+interface Mysql2PromisePool {
+  readonly pool: Mysql2CorePool;
+  getConnection(): Promise<unknown>;
+  query(...args: unknown[]): Promise<unknown>;
+  execute(...args: unknown[]): Promise<unknown>;
+}
+
+/**
+ * mysql2 3 promise pool. Every method of the wrapper ends in its core pool's
+ * getConnection/query/execute and each PromisePoolConnection's release/destroy in its
+ * core connection's, so the core pool is what gets wrapped: leases name the core
+ * connection, and the app's line is found past mysql2's promise frames. Watching both a
+ * core pool and its wrapper is refused (they share one pool); watching either covers
+ * every `.promise()` wrapper of that core pool.
+ */
+export const mysql2Promise: BuiltinAdapter = {
+  kind: 'mysql2 promise pool',
+  defaultName: 'mysql2',
+  acquireMethod: 'getConnection',
+  libraries: ['mysql2'],
+
+  matches(pool) {
+    const p = pool as Partial<Mysql2PromisePool>;
+    return typeof p.getConnection === 'function' && typeof p.query === 'function' && typeof p.execute === 'function' && isMysql2CorePool(p.pool);
+  },
+
+  install: (pool, tracker) => installMysql2((pool as Mysql2PromisePool).pool, tracker),
+  isLeased: (pool, resource) => isLeasedBy((pool as Mysql2PromisePool).pool, resource),
+};
