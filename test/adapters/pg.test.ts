@@ -39,8 +39,16 @@ async function silentServer(t: Test): Promise<number> {
 t.test('pg', async (t) => {
   const db: PostgresConfig = await startPostgres(t);
   const newPool = (options: pg.PoolConfig = {}) => new pg.Pool({ ...db, ...options });
+  // pool.end() resolves before its clients have closed; the server must not stop under them.
   const end = async (pool: pg.Pool) => {
-    if (!pool.ended && !(pool as unknown as { ending: boolean }).ending) await pool.end();
+    if (pool.ended || (pool as unknown as { ending: boolean }).ending) return;
+    let closing = pool.totalCount;
+    const closed = new Promise<void>((resolve) => {
+      if (closing === 0) resolve();
+      pool.on('remove', () => --closing === 0 && resolve());
+    });
+    await pool.end();
+    await closed;
   };
 
   t.test('pg.Pool passes the adapter compliance suite', async (t) => {
@@ -272,18 +280,19 @@ t.test('pg', async (t) => {
     t.teardown(() => admin.end());
     const killWhileLeased = async (pool: pg.Pool) => {
       const client = await pool.connect();
-      const errors: Error[] = [];
-      client.on('error', (error) => errors.push(error));
       const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      // Stays attached: pg emits a second error when the socket closes, which would otherwise be uncaught.
+      const gone = new Promise<Error>((resolve) => client.on('error', resolve));
       await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      const error = await gone;
       const seen = await failure(() => client.query('SELECT 1'));
-      client.release(errors[0] ?? new Error('backend gone'));
-      return seen;
+      client.release(error);
+      return { error: { class: error.constructor.name, message: error.message, code: (error as Error & { code?: string }).code }, seen };
     };
     const raw = newPool();
     t.teardown(() => end(raw));
     const expected = await killWhileLeased(raw);
-    t.not(expected, 'resolved');
+    t.match(expected, { error: { code: '57P01' }, seen: { message: /not queryable/ } }, 'the server\'s error, then pg refuses the client');
 
     const pool = newPool();
     const detector = createDetector();
