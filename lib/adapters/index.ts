@@ -1,16 +1,19 @@
 import { PoolwatchTypeError, codes, describe } from '../errors.js';
 import { customAdapter } from './custom.js';
 import { genericPool } from './generic-pool.js';
+import { knex } from './knex.js';
 import { mariadb } from './mariadb.js';
 import { mysql2, mysql2Promise } from './mysql2.js';
 import { pg } from './pg.js';
+import { tarn } from './tarn.js';
 import type { Adapter, BuiltinAdapter } from './types.js';
 
-const builtins: readonly BuiltinAdapter[] = [mysql2, mysql2Promise, mariadb, genericPool, pg];
+const builtins: readonly BuiltinAdapter[] = [mysql2, mysql2Promise, mariadb, genericPool, pg, tarn, knex];
 
 /** The adapter for `pool`: the `adapter` option's when given, else the built-in that recognises it. */
 export function adapterFor(pool: unknown, spec: unknown): Adapter {
-  if (typeof pool !== 'object' || pool === null) {
+  // A knex instance is a function.
+  if ((typeof pool !== 'object' && typeof pool !== 'function') || pool === null) {
     throw new PoolwatchTypeError(codes.unsupportedPool, `Expected a pool to watch, got ${describe(pool)}.`);
   }
   if (spec !== undefined) return customAdapter(pool, spec);

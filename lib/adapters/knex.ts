@@ -1,0 +1,173 @@
+import { captureTrace, type Trace } from '../stack.js';
+import { patchMethod, trackPromise } from './patch.js';
+import { tarnHolds } from './tarn.js';
+import type { BuiltinAdapter, Tracker } from './types.js';
+
+/** knex's Runner: runs one builder on a connection it acquires in `ensureConnection`. */
+interface Runner {
+  builder: object;
+  ensureConnection(callback: unknown, params?: unknown): Promise<unknown>;
+}
+
+/** knex's Transaction: acquires its connection in `acquireConnection(config, callback)`. */
+interface Transaction {
+  acquireConnection(config: unknown, callback: unknown): Promise<unknown>;
+}
+
+/** The part of a knex 3 client poolwatch wraps; every method is the client's own. */
+interface Client {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<void>;
+  queryBuilder(): object;
+  schemaBuilder(): object;
+  raw(...args: unknown[]): object;
+  runner(builder: object): Runner;
+  transaction(container: unknown, config: unknown, outerTx: unknown): Transaction;
+  pool?: { used?: ReadonlyArray<{ resource: unknown }> };
+}
+
+/** A knex instance: a function carrying its client. */
+interface Knex {
+  client: Client;
+  transaction: Function;
+}
+
+// Where the app built a query or opened a transaction, for the acquire knex makes later.
+const builderMethods = ['queryBuilder', 'schemaBuilder', 'raw'] as const;
+
+/**
+ * knex 3: the instance's client acquires and releases every connection
+ * (`acquireConnection()`, `releaseConnection(c)`), whatever pool it holds (its own tarn
+ * pool or a `connectionPool`). knex acquires several awaits after the app's call, and
+ * `await builder` calls `then` from a microtask with no app frame even in V8's async
+ * stack traces. So the stack is captured where the app builds a query or opens a
+ * transaction, linked to the builder or transaction, and handed to the acquire that
+ * knex makes for it, synchronously, inside `ensureConnection`/`acquireConnection`.
+ */
+export const knex: BuiltinAdapter = {
+  kind: 'knex',
+  defaultName: 'knex',
+  // What the app calls to hold a connection across its own awaits; queries and streams say `by query()`/`by stream()`.
+  acquireMethod: 'transaction',
+  // The app's frames lie past knex, its pool and whichever driver the client loads.
+  libraries: ['knex', 'tarn', 'pg', 'pg-pool', 'pg-query-stream', 'mysql', 'mysql2', 'mariadb', 'sqlite3', 'better-sqlite3', 'tedious', 'oracledb'],
+
+  matches(pool) {
+    if (typeof pool !== 'function') return false;
+    const client = (pool as unknown as Partial<Knex>).client as Partial<Client> | undefined;
+    return (
+      typeof (pool as unknown as Partial<Knex>).transaction === 'function' &&
+      typeof client?.acquireConnection === 'function' &&
+      typeof client.releaseConnection === 'function' &&
+      typeof client.runner === 'function' &&
+      typeof client.transaction === 'function'
+    );
+  },
+
+  install(target, tracker: Tracker) {
+    const client = (target as unknown as Knex).client;
+    // With stacks: 'never' nothing is captured up front; the tracker then decides at acquire.
+    const capture = (tracker as Partial<{ stacks: string }>).stacks !== 'never';
+    const traces = new WeakMap<object, Trace>();
+    // Set for the synchronous span in which knex calls acquireConnection for a builder or transaction.
+    let handoff: Trace | undefined;
+    let handoffVia: string | undefined;
+    // knex releases a streamed connection twice (stream close, and the end of ensureConnection):
+    // false once a stream has it, true after the first release; the second is knex's own, not misuse.
+    const streamed = new WeakMap<object, boolean>();
+    const handover = (lease: Parameters<Tracker['handover']>[0], connection: unknown, via: string | undefined) => {
+      if (typeof connection === 'object' && connection !== null) {
+        if (via === 'stream') streamed.set(connection, false);
+        else streamed.delete(connection);
+      }
+      tracker.handover(lease, connection);
+    };
+
+    function ensureConnection(this: Runner, callback: unknown, params?: unknown) {
+      handoff = traces.get(this.builder);
+      handoffVia = params === undefined ? 'query' : 'stream';
+      try {
+        return Object.getPrototypeOf(this).ensureConnection.apply(this, arguments);
+      } finally {
+        handoff = handoffVia = undefined;
+      }
+    }
+
+    function acquireTransactionConnection(this: Transaction) {
+      handoff = traces.get(this);
+      handoffVia = 'transaction';
+      try {
+        return Object.getPrototypeOf(this).acquireConnection.apply(this, arguments);
+      } finally {
+        handoff = handoffVia = undefined;
+      }
+    }
+
+    const restores = [
+      ...builderMethods.map((key) =>
+        patchMethod<() => object>(client, key, (original) =>
+          function build(this: Client) {
+            const builder = original.apply(this, arguments as unknown as []);
+            if (capture && typeof builder === 'object' && builder !== null) traces.set(builder, captureTrace(build));
+            return builder;
+          },
+        ),
+      ),
+      patchMethod<Client['runner']>(client, 'runner', (original) =>
+        function runner(this: Client, builder: object) {
+          const made = original.apply(this, arguments as unknown as [object]);
+          // An own method on this short-lived runner; the shared function allocates nothing per query.
+          if (typeof made?.ensureConnection === 'function') made.ensureConnection = ensureConnection;
+          return made;
+        },
+      ),
+      patchMethod<Client['transaction']>(client, 'transaction', (original) =>
+        function transaction(this: Client) {
+          const trace = capture ? captureTrace(transaction) : undefined;
+          const trx = original.apply(this, arguments as unknown as [unknown, unknown, unknown]);
+          // The constructor scheduled its acquire for a later microtask: there is still time to link it.
+          if (typeof trx?.acquireConnection === 'function') {
+            if (trace !== undefined) traces.set(trx, trace);
+            trx.acquireConnection = acquireTransactionConnection;
+          }
+          return trx;
+        },
+      ),
+      patchMethod<Client['acquireConnection']>(client, 'acquireConnection', (original) =>
+        function acquireConnection(this: Client) {
+          const trace = handoff;
+          // Not inside a runner or transaction: the app (or a plugin) called acquireConnection itself.
+          const via = handoffVia ?? 'acquireConnection';
+          handoff = handoffVia = undefined;
+          const lease = trace === undefined ? tracker.begin(acquireConnection, via) : tracker.begin(acquireConnection, via, trace);
+          let promise: Promise<unknown>;
+          try {
+            promise = original.apply(this, arguments as unknown as []);
+          } catch (error) {
+            tracker.fail(lease);
+            throw error;
+          }
+          return trackPromise(promise, (connection) => handover(lease, connection, via), () => tracker.fail(lease)) as Promise<unknown>;
+        },
+      ),
+      patchMethod<Client['releaseConnection']>(client, 'releaseConnection', (original) =>
+        function releaseConnection(this: Client, connection: unknown) {
+          const stream = typeof connection === 'object' && connection !== null ? streamed.get(connection) : undefined;
+          if (stream === true) streamed.delete(connection as object);
+          else {
+            if (stream === false) streamed.set(connection as object, true);
+            tracker.end(connection, false, 'releaseConnection', releaseConnection);
+          }
+          return original.apply(this, arguments as unknown as [unknown]);
+        },
+      ),
+    ];
+    return () => {
+      for (const restore of restores) restore();
+    };
+  },
+
+  isLeased(pool, resource) {
+    return tarnHolds((pool as unknown as Knex).client.pool, resource);
+  },
+};

@@ -1,0 +1,226 @@
+/**
+ * knex against real servers: PostgreSQL (client 'pg') and MariaDB (client 'mysql2').
+ * The compliance suite runs on the tarn adapter (test/adapters/tarn.test.ts), knex's
+ * pool: knex's own acquire is not an app-level API, it cannot destroy one connection,
+ * and faking setTimeout under real driver I/O would race tarn's timers. Here: what the
+ * app calls (queries, streams, transactions) and where reports say it called them.
+ */
+import t, { type Test } from 'tap';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import createKnex, { type Knex } from 'knex';
+import { watch, unwatch, detectorOf, type Detector, type LeakReport, type WatchOptions } from '../../lib/index.js';
+import { startPostgres } from '../helpers/postgres.js';
+import { mariadbConfig } from '../helpers/mariadb.js';
+import { siteOf } from '../helpers/site.js';
+
+type Connection = { host: string; port: number; user: string; password: string; database: string };
+const site = (marker: string) => siteOf(__filename, marker);
+const outcome = async (run: () => Promise<unknown>) => {
+  try {
+    return { value: await run() };
+  } catch (error) {
+    const e = error as Error & { code?: unknown };
+    return { class: e.constructor.name, name: e.name, message: e.message, code: e.code };
+  }
+};
+
+function open(t: Test, client: string, connection: Connection, pool = { min: 0, max: 2 }, extra: Partial<Knex.Config> = {}): Knex {
+  // knex warns on stderr about every failed acquire; the tests check those failures themselves.
+  const db = createKnex({ client, connection, pool, log: { warn: () => {} }, ...extra });
+  t.teardown(() => db.destroy());
+  return db;
+}
+
+function watched(t: Test, db: Knex, options: WatchOptions = {}): { detector: Detector; leaks: LeakReport[] } {
+  const leaks: LeakReport[] = [];
+  watch(db, { leakThresholdMs: Infinity, stacks: 'always', onLeak: (report) => leaks.push(report), ...options });
+  const detector = detectorOf(db)!;
+  t.teardown(() => unwatch(db));
+  return { detector, leaks };
+}
+
+/**
+ * Behaviour every knex client must show; `sleep` is the dialect's SQL to hold a connection.
+ * `streams`: knex streams from PostgreSQL only with pg-query-stream, not installed here.
+ */
+function behaviour(t: Test, client: string, config: () => Promise<Connection | undefined>, sleep: string, streams: boolean) {
+  let connection: Connection;
+  t.before(async () => {
+    const found = await config();
+    if (found) connection = found;
+  });
+
+  t.test('tracks queries, raw queries and streams, leaving no lease open', async (t) => {
+    const db = open(t, client, connection);
+    const { detector } = watched(t, db);
+    t.same(await db.raw('select 1 as one').then(() => 'ok'), 'ok');
+    t.equal((await db.select(db.raw('2 as two'))).length, 1);
+    if (streams) {
+      const rows: unknown[] = [];
+      for await (const row of db.select(db.raw('3 as three')).stream()) rows.push(row);
+      t.equal(rows.length, 1);
+    }
+    t.same(detector.leases(), []);
+    const count = streams ? 3 : 2;
+    t.match(detector.stats().knex, { open: 0, acquired: count, released: count, misuse: 0, failed: 0 });
+  });
+
+  t.test('names the app line of a query held long, a stream, and both transaction forms', async (t) => {
+    const db = open(t, client, connection, { min: 0, max: 4 });
+    const { detector } = watched(t, db);
+    const query = db.raw(sleep); // QUERY
+    const running = query.then(() => undefined);
+    const stream = streams ? db.select(db.raw('1 as one')).stream() : undefined; // STREAM
+    const trx = await db.transaction(); // PROMISE TRX
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const callback = db.transaction(async (trx) => { // CALLBACK TRX
+      await trx.raw('select 1');
+      await done;
+    });
+    while (detector.leases().length < (streams ? 4 : 3)) await new Promise((resolve) => setTimeout(resolve, 5));
+    const byVia = Object.fromEntries(detector.leases().map((lease) => [lease.via, lease.callSite]));
+    t.ok(byVia.query?.startsWith(site('// QUERY')), `query at ${byVia.query}`);
+    if (stream) t.ok(byVia.stream?.startsWith(site('// STREAM')), `stream at ${byVia.stream}`);
+    const transactions = detector.leases().filter((lease) => lease.via === 'transaction').map((lease) => lease.callSite);
+    t.equal(transactions.length, 2);
+    t.ok(transactions.some((callSite) => callSite?.startsWith(site('// PROMISE TRX'))), `transactions at ${transactions}`);
+    t.ok(transactions.some((callSite) => callSite?.startsWith(site('// CALLBACK TRX'))), `transactions at ${transactions}`);
+    if (stream) {
+      stream.resume();
+      await new Promise((resolve) => stream.on('close', resolve));
+    }
+    await trx.rollback();
+    finish();
+    await callback;
+    await running;
+    t.same(detector.leases(), []);
+  });
+
+  t.test('reports a transaction never committed or rolled back, at the line that opened it', async (t) => {
+    const db = open(t, client, connection);
+    const { detector } = watched(t, db, { leakThresholdMs: 50 });
+    const leaks: LeakReport[] = [];
+    detector.on('leak', (report) => leaks.push(report));
+    const trx = await db.transaction(); // FORGOTTEN
+    await trx.raw('select 1');
+    while (leaks.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.match(leaks[0], { kind: 'threshold', pool: 'knex', thresholdMs: 50 });
+    t.ok(leaks[0]!.callSite?.startsWith(site('// FORGOTTEN')), `callSite ${leaks[0]!.callSite}`);
+    t.match(leaks[0]!.format(), 'await db.transaction(); // FORGOTTEN');
+    await trx.rollback();
+    t.same(detector.leases(), []);
+  });
+
+  t.test('labels each lease with its own context when many queries queue for one connection', async (t) => {
+    const db = open(t, client, connection, { min: 0, max: 1 });
+    const requests = new AsyncLocalStorage<{ id: number }>();
+    const { detector } = watched(t, db, { context: () => ({ requestId: requests.getStore()?.id }) });
+    const mismatches: string[] = [];
+    detector.on('acquire', (lease) => {
+      // The handover runs in the requester's async context: its labels must be its own.
+      if (lease.context.requestId !== requests.getStore()?.id) mismatches.push(`${lease.context.requestId} in ${requests.getStore()?.id}`);
+    });
+    const seen: unknown[] = [];
+    const work = Array.from({ length: 20 }, (_, id) =>
+      requests.run({ id }, async () => {
+        if (id % 2 === 0) return db.raw('select 1');
+        return db.transaction(async (trx) => {
+          await trx.raw('select 1');
+          // This request holds the only connection: the one open lease must be its own.
+          seen.push(detector.leases()[0]?.context.requestId === id);
+        });
+      }),
+    );
+    await Promise.all(work);
+    t.same(mismatches, []);
+    t.same(seen, Array(10).fill(true));
+    t.match(detector.stats().knex, { open: 0, acquired: 20, released: 20, waiting: 0 });
+  });
+
+  t.test('passes a wrong password error to the app unchanged and keeps no lease', async (t) => {
+    const wrong = { ...connection, password: `${connection.password}-wrong` };
+    const expected = await outcome(() => open(t, client, wrong).raw('select 1'));
+    t.notOk('value' in expected, 'the server refuses it');
+    const db = open(t, client, wrong);
+    const { detector } = watched(t, db);
+    t.same(await outcome(() => db.raw('select 1')), expected);
+    t.same(detector.leases(), []);
+    t.match(detector.stats().knex, { open: 0, waiting: 0, failed: 1 });
+  });
+
+  t.test("passes knex's acquire timeout to the app unchanged and keeps no extra lease", async (t) => {
+    const full = async (db: Knex) => {
+      const trx = await db.transaction();
+      const result = await outcome(() => db.raw('select 1'));
+      await trx.rollback();
+      return result;
+    };
+    const expected = await full(open(t, client, connection, { min: 0, max: 1 }, { acquireConnectionTimeout: 100 }));
+    t.match(expected, { class: 'KnexTimeoutError', message: /Timeout acquiring a connection\. The pool is probably full\./ });
+    const db = open(t, client, connection, { min: 0, max: 1 }, { acquireConnectionTimeout: 100 });
+    const { detector } = watched(t, db);
+    t.same(await full(db), expected);
+    t.same(detector.leases(), []);
+    t.match(detector.stats().knex, { open: 0, waiting: 0, acquired: 1, failed: 1 });
+  });
+
+  t.test('never shows the password or query bindings in reports, events or debug output', async (t) => {
+    const debug = require('debug') as typeof import('debug');
+    const lines: string[] = [];
+    const { log } = debug;
+    debug.log = (...args: unknown[]) => lines.push(args.map(String).join(' '));
+    debug.enable('poolwatch*');
+    t.teardown(() => {
+      debug.log = log;
+      debug.disable();
+    });
+    const secret = `secret-value-${Math.random().toString(36).slice(2)}`;
+    const db = open(t, client, connection);
+    const { detector } = watched(t, db, { leakThresholdMs: 50 });
+    const events: unknown[] = [];
+    for (const name of ['acquire', 'release', 'leak', 'leak-released', 'misuse'] as const) detector.on(name, (event) => events.push(event));
+    const trx = await db.transaction();
+    await trx.raw('select ? as v', [secret]);
+    while (detector.check().length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const report = detector.check()[0]!;
+    const text = [JSON.stringify(report), report.format(), report.stack, JSON.stringify(detector.leases()), JSON.stringify(events)].join('\n');
+    await trx.rollback();
+    const all = text + lines.join('\n') + JSON.stringify(events);
+    t.ok(lines.length > 0, 'debug output was captured');
+    t.notMatch(all, secret);
+    t.notMatch(all, connection.password);
+  });
+
+  t.test('names a release of a connection knex never leased as misuse', async (t) => {
+    const db = open(t, client, connection);
+    const { detector } = watched(t, db);
+    const misuse: string[] = [];
+    detector.on('misuse', (event) => misuse.push(event.kind));
+    const conn = await db.client.acquireConnection();
+    await db.client.releaseConnection(conn);
+    t.equal(await db.client.releaseConnection(conn), undefined, 'knex still resolves');
+    t.same(misuse, ['double-release']);
+  });
+
+  t.test('unwatch restores the client methods', async (t) => {
+    const db = open(t, client, connection);
+    const own = ['acquireConnection', 'releaseConnection', 'runner', 'transaction', 'queryBuilder', 'raw'].map((key) => Object.hasOwn(db.client, key));
+    watch(db);
+    t.ok(unwatch(db));
+    t.same(['acquireConnection', 'releaseConnection', 'runner', 'transaction', 'queryBuilder', 'raw'].map((key) => Object.hasOwn(db.client, key)), own);
+    t.equal(detectorOf(db), undefined);
+    await db.raw('select 1');
+  });
+}
+
+t.test('knex with PostgreSQL (pg)', async (t) => {
+  let server: Connection | undefined;
+  behaviour(t, 'pg', async () => (server ??= await startPostgres(t)), 'select pg_sleep(0.2)', false);
+});
+
+t.test('knex with MariaDB (mysql2)', async (t) => {
+  const config = mariadbConfig(t);
+  if (config === undefined) return;
+  behaviour(t, 'mysql2', async () => config, 'select sleep(0.2)', true);
+});
