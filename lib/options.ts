@@ -122,7 +122,7 @@ export function resolveWatchOptions(
   options: unknown,
   base: ResolvedOptions,
 ): ResolvedOptions & { name: string | undefined; adapter: unknown } {
-  if (options === undefined) return { ...base, name: undefined, adapter: undefined };
+  if (options === undefined) return { ...base, onLeak: undefined, name: undefined, adapter: undefined };
   checkObject(options, 'watch()');
   checkKeys(options, watchKeys, 'watch()');
   const { name, adapter } = options;

@@ -164,3 +164,16 @@ t.test('close() unwatches every pool, and unwatch() of an unwatched pool is fals
   t.equal(unwatch(a), false);
   t.same(detector.stats(), {});
 });
+
+t.test("calls the detector's onLeak once per leak, whatever options watch() gets", async (t) => {
+  const clock = fakeClock(t);
+  const reports: LeakReport[] = [];
+  const detector = createDetector({ leakThresholdMs: 100, onLeak: (report) => reports.push(report) });
+  t.teardown(() => detector.close());
+  const bare = detector.watch(newPool());
+  const named = detector.watch(newPool(), { name: 'named' });
+  await bare.acquire();
+  await named.acquire();
+  await clock.tickAsync(100);
+  t.same(reports.map((r) => r.pool), ['generic-pool', 'named']);
+});
