@@ -80,12 +80,19 @@ export class WatchedPool implements Tracker {
   begin(caller: Function, via = this.adapter.acquireMethod, given?: Trace | null): Lease {
     const at = now();
     this.#waiting++;
-    let trace = given ?? null;
-    if (given === undefined && this.#sampler.wants(at)) {
-      trace = captureTrace(caller);
-      if (this.stacks === 'auto') this.#sampler.spent(now() - at);
-    }
+    const trace = given !== undefined ? given : this.#capture(caller, at);
     return new Lease(this, at, this.#labels(), trace, via);
+  }
+
+  capture(caller: Function): Trace | null {
+    return this.#capture(caller, now());
+  }
+
+  #capture(caller: Function, at: number): Trace | null {
+    if (!this.#sampler.wants(at)) return null;
+    const trace = captureTrace(caller);
+    if (this.stacks === 'auto') this.#sampler.spent(now() - at);
+    return trace;
   }
 
   handover(lease: Lease, resource: unknown): void {

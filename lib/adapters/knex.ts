@@ -1,4 +1,4 @@
-import { captureTrace, type Trace } from '../stack.js';
+import type { Trace } from '../stack.js';
 import { patchMethod, trackPromise } from './patch.js';
 import { tarnHolds } from './tarn.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
@@ -66,8 +66,6 @@ export const knex: BuiltinAdapter = {
 
   install(target, tracker: Tracker) {
     const client = (target as unknown as Knex).client;
-    // With stacks: 'never' nothing is captured up front; the tracker then decides at acquire.
-    const capture = (tracker as Partial<{ stacks: string }>).stacks !== 'never';
     const traces = new WeakMap<object, Trace>();
     // Set for the synchronous span in which knex calls acquireConnection for a builder or transaction.
     let handoff: Trace | undefined;
@@ -108,7 +106,10 @@ export const knex: BuiltinAdapter = {
         patchMethod<() => object>(client, key, (original) =>
           function build(this: Client) {
             const builder = original.apply(this, arguments as unknown as []);
-            if (capture && typeof builder === 'object' && builder !== null) traces.set(builder, captureTrace(build));
+            if (typeof builder === 'object' && builder !== null) {
+              const trace = tracker.capture(build);
+              if (trace !== null) traces.set(builder, trace);
+            }
             return builder;
           },
         ),
@@ -123,11 +124,11 @@ export const knex: BuiltinAdapter = {
       ),
       patchMethod<Client['transaction']>(client, 'transaction', (original) =>
         function transaction(this: Client) {
-          const trace = capture ? captureTrace(transaction) : undefined;
+          const trace = tracker.capture(transaction);
           const trx = original.apply(this, arguments as unknown as [unknown, unknown, unknown]);
           // The constructor scheduled its acquire for a later microtask: there is still time to link it.
           if (typeof trx?.acquireConnection === 'function') {
-            if (trace !== undefined) traces.set(trx, trace);
+            if (trace !== null) traces.set(trx, trace);
             trx.acquireConnection = acquireTransactionConnection;
           }
           return trx;

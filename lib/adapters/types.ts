@@ -13,6 +13,11 @@ export interface Tracker {
    * captured where the app asked (e.g. at `knex.transaction()`), used instead of this call's.
    */
   begin(caller: Function, via?: string, trace?: Trace | null): Lease;
+  /**
+   * The app's stack above `caller` when the stack policy wants one now, else null: for
+   * adapters whose pool acquires later than the app's call (pass it to `begin`).
+   */
+  capture(caller: Function): Trace | null;
   /** The pool handed `resource` over for `lease`. */
   handover(lease: Lease, resource: unknown): void;
   /** The acquire failed or timed out: nothing was handed over. */
