@@ -9,8 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatTable, runScenario } from './runner.mjs';
 import genericPool from './scenarios/generic-pool.mjs';
+import pgScenario from './scenarios/pg.mjs';
 
-const scenarios = [genericPool];
+const scenarios = [genericPool, pgScenario];
 
 const here = dirname(fileURLToPath(import.meta.url));
 const usage = 'usage: node benchmarks/run.mjs [--quick] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';
@@ -64,7 +65,8 @@ for (const scenario of selected) {
   const cycles = cyclesOverride ?? (args.quick ? scenario.cycles.quick : scenario.cycles.default);
   // Enough warm-up for the optimising compiler and for 'auto' to spend its starting
   // stack credit, so rounds measure the steady state rather than start-up.
-  const warmupCycles = Math.max(cycles, args.quick ? 30_000 : 100_000);
+  // A scenario doing real I/O may set its own (`warmupCycles: { default, quick }`).
+  const warmupCycles = scenario.warmupCycles?.[args.quick ? 'quick' : 'default'] ?? Math.max(cycles, args.quick ? 30_000 : 100_000);
   console.error(`${scenario.name}: ${rounds} rounds × ${cycles} cycles × ${scenario.variants.length} variants`);
   results.push(
     await runScenario(scenario, { rounds, cycles, warmupCycles, log: (line) => console.error(line) }),
