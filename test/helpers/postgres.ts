@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -54,7 +54,8 @@ export async function startPostgres(t: Test): Promise<PostgresConfig> {
     user: 'postgres',
     password,
     authMethod: 'scram-sha-256',
-    persistent: false,
+    // Kept across stop(), so restartPostgres() can start it again; teardown removes it.
+    persistent: true,
     createPostgresUser: true,
     initdbFlags: ['--no-sync'],
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${databaseDir}`, '-c', 'fsync=off'],
@@ -68,11 +69,11 @@ export async function startPostgres(t: Test): Promise<PostgresConfig> {
     await rm(databaseDir, { recursive: true, force: true });
     throw new Error(`PostgreSQL did not start on port ${port}: ${String(error)}`);
   }
-  const postmaster = Number((await readFile(join(databaseDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  // Its stdin closes when this process dies, however it dies: then it stops the server.
+  // Its stdin closes when this process dies, however it dies: then it stops the server
+  // (whose pid it reads then, as a restart changes it) and removes its files.
   const watchdog = spawn(
     'sh',
-    ['-c', 'read _; kill -INT "$1" 2>/dev/null; i=0; while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -KILL "$1" 2>/dev/null; rm -rf "$2"', 'pg-watchdog', String(postmaster), databaseDir],
+    ['-c', 'read _; p=$(head -n 1 "$1/postmaster.pid" 2>/dev/null); if [ -n "$p" ]; then kill -INT "$p" 2>/dev/null; i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -KILL "$p" 2>/dev/null; fi; rm -rf "$1"', 'pg-watchdog', databaseDir],
     { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
   );
   watchdog.unref();
@@ -82,5 +83,16 @@ export async function startPostgres(t: Test): Promise<PostgresConfig> {
     watchdog.kill('SIGKILL');
     await rm(databaseDir, { recursive: true, force: true });
   });
-  return { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' };
+  const config = { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' };
+  servers.set(config, server);
+  return config;
+}
+
+const servers = new WeakMap<PostgresConfig, { stop(): Promise<void>; start(): Promise<void> }>();
+
+/** Stops the server of `config` (its clients see the connection drop) and starts it again on the same port. */
+export async function restartPostgres(config: PostgresConfig): Promise<void> {
+  const server = servers.get(config)!;
+  await server.stop();
+  await server.start();
 }
