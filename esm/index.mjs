@@ -7,6 +7,7 @@ export const {
   unwatch,
   createDetector,
   detectorOf,
+  scope,
   Detector,
   LeakReport,
   formatDuration,

@@ -1,8 +1,9 @@
 import { now } from './clock.js';
-import { PoolwatchTypeError, codes } from './errors.js';
+import { PoolwatchTypeError, codes, describe } from './errors.js';
+import { runScope } from './context.js';
 import { Emitter, type DetectorEvents, type EventName } from './events.js';
 import { adapterFor } from './adapters/index.js';
-import { resolveDetectorOptions, resolveWatchOptions, type DetectorOptions, type ResolvedOptions, type WatchOptions } from './options.js';
+import { resolveDetectorOptions, resolveWatchOptions, type DetectorOptions, type Labels, type ResolvedOptions, type WatchOptions } from './options.js';
 import { WatchedPool, type DetectorHost, type PoolStats } from './watched-pool.js';
 import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
@@ -84,6 +85,26 @@ export class Detector {
   off<E extends EventName>(event: E, listener: (...args: DetectorEvents[E]) => void): this {
     this.#emitter.off(event, listener);
     return this;
+  }
+
+  /**
+   * Runs `fn` in a scope labelled `labels` (an object of labels, merged over any
+   * enclosing scope's). Leases opened inside, in any watched pool, record the labels;
+   * when `fn` settles, those still open are reported at once as leaks of kind
+   * `scope-ended`. Returns what `fn` returns (a promise settles as `fn`'s does).
+   */
+  scope<R>(labels: Labels, fn: () => R): R {
+    return scope(labels, fn);
+  }
+
+  /**
+   * Says that `connection`, leased from a pool this detector watches, is meant to
+   * outlive the scope that opened it: it is not reported when that scope ends (its
+   * threshold still applies). Returns whether such a lease was found.
+   */
+  detach(connection: unknown): boolean {
+    for (const watched of this.#pools.values()) if (watched.detach(connection)) return true;
+    return false;
   }
 
   /** Open leases of every watched pool, oldest first. */
@@ -173,6 +194,21 @@ export function createDetector(options?: DetectorOptions): Detector {
  */
 export function watch<P extends object>(pool: P, options?: WatchOptions): P {
   return new Detector().watch(pool, options);
+}
+
+/**
+ * Runs `fn` in a scope labelled `labels`: leases opened inside, by any watched pool,
+ * record the labels, and those still open when `fn` settles are reported as leaks of
+ * kind `scope-ended`. The same as `detector.scope()`.
+ */
+export function scope<R>(labels: Labels, fn: () => R): R {
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) {
+    throw new PoolwatchTypeError(codes.invalidOption, `Expected the labels of scope() to be an object, got ${describe(labels)}.`);
+  }
+  if (typeof fn !== 'function') {
+    throw new PoolwatchTypeError(codes.invalidOption, `Expected the last argument of scope() to be a function, got ${describe(fn)}.`);
+  }
+  return runScope(labels, fn, WatchedPool.scopeEnded);
 }
 
 /** Restores `pool`'s own methods. Returns whether it was watched. */

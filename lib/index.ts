@@ -1,4 +1,4 @@
-export { watch, unwatch, createDetector, detectorOf, Detector } from './detector.js';
+export { watch, unwatch, createDetector, detectorOf, scope, Detector } from './detector.js';
 export { LeakReport, formatDuration } from './report.js';
 export { PoolwatchTypeError, ListenerError, codes } from './errors.js';
 export { channelNames } from './channels.js';

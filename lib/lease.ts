@@ -2,6 +2,7 @@ import { now, toEpoch } from './clock.js';
 import { noOrigin, originOf, type Origin, type Trace } from './stack.js';
 import type { Labels } from './options.js';
 import type { LeakReport } from './report.js';
+import type { Scope } from './context.js';
 import type { WatchedPool } from './watched-pool.js';
 
 /** A checkout of a connection, as listeners and `leases()` see it. */
@@ -44,6 +45,8 @@ export class Lease implements LeaseInfo {
   releasedMono = -1;
   deadline = Infinity;
   report: LeakReport | null = null;
+  /** The scope that opened it, while it must be closed before that scope ends. */
+  scope: Scope | undefined;
   /** Ledger links: open leases of one pool, in the order they were handed over. */
   prev: Lease | null = null;
   next: Lease | null = null;
@@ -56,7 +59,10 @@ export class Lease implements LeaseInfo {
     readonly context: Labels,
     readonly trace: Trace | null,
     readonly via: string,
-  ) {}
+    scope: Scope | undefined,
+  ) {
+    this.scope = scope;
+  }
 
   get pool(): string {
     return this.watched.name;

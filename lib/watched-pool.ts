@@ -6,6 +6,7 @@ import { LeakReport, formatDuration, type LeakKind } from './report.js';
 import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
 import { captureTrace, libraryMatcher, originOf, type Trace } from './stack.js';
+import { currentScope, mergeLabels, type Scope } from './context.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import type { Emitter, MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
@@ -81,7 +82,8 @@ export class WatchedPool implements Tracker {
     const at = now();
     this.#waiting++;
     const trace = given !== undefined ? given : this.#capture(caller, at);
-    return new Lease(this, at, this.#labels(), trace, via);
+    const scope = currentScope();
+    return new Lease(this, at, mergeLabels(this.#labels(), scope) ?? emptyLabels, trace, via, scope);
   }
 
   capture(caller: Function): Trace | null {
@@ -111,6 +113,12 @@ export class WatchedPool implements Tracker {
       if (stale !== undefined) this.#close(stale, at, false);
       this.ledger.add(lease);
       this.#acquired++;
+      const scope = lease.scope;
+      if (scope !== undefined) {
+        // Handed over after its scope ended (an acquire nobody awaited): already a leak.
+        if (scope.ended) this.report(lease, 'scope-ended', at);
+        else scope.open.add(lease);
+      }
       this.#waited.add(at - lease.requestedMono);
       if (lease.deadline !== Infinity) this.host.schedule(lease.deadline);
       if (this.host.emitter.wanted('acquire')) this.host.emitter.emit('acquire', lease);
@@ -142,6 +150,7 @@ export class WatchedPool implements Tracker {
     lease.state = closed;
     lease.releasedMono = at;
     this.ledger.remove(lease);
+    lease.scope?.open.delete(lease);
     const heldMs = at - lease.acquiredMono;
     this.#held.add(heldMs);
     this.#sampler.held(heldMs);
@@ -184,15 +193,15 @@ export class WatchedPool implements Tracker {
     if (logLeak.enabled) logLeak('%s: misuse: %s', this.name, message);
   }
 
-  #labels(): Labels {
+  #labels(): Labels | undefined {
     const context = this.#context;
-    if (context === undefined) return emptyLabels;
+    if (context === undefined) return undefined;
     try {
       const labels = context();
-      return typeof labels === 'object' && labels !== null ? labels : emptyLabels;
+      return typeof labels === 'object' && labels !== null ? labels : undefined;
     } catch (error) {
       this.host.emitter.surface(context, 'the `context` function threw', error);
-      return emptyLabels;
+      return undefined;
     }
   }
 
@@ -201,9 +210,29 @@ export class WatchedPool implements Tracker {
     const { ledger } = this;
     for (let lease = ledger.due; lease !== null && lease.deadline <= at; lease = ledger.due) {
       ledger.advance();
-      this.report(lease, 'threshold', at);
+      // A lease already reported when its scope ended is not reported again.
+      if (lease.report === null) this.report(lease, 'threshold', at);
     }
     return ledger.due?.deadline ?? Infinity;
+  }
+
+  /** Reports the leases a scope left open as it ended. */
+  static scopeEnded(scope: Scope): void {
+    if (scope.open.size === 0) return;
+    const at = now();
+    for (const lease of [...scope.open]) {
+      scope.open.delete(lease);
+      if (lease.state === open && lease.report === null && lease.watched.#active) lease.watched.report(lease, 'scope-ended', at);
+    }
+  }
+
+  /** Keeps `resource`'s lease out of its scope's end: it is meant to outlive it. */
+  detach(resource: unknown): boolean {
+    const lease = this.ledger.find(resource);
+    if (lease === undefined) return false;
+    lease.scope?.open.delete(lease);
+    lease.scope = undefined;
+    return true;
   }
 
   /** Makes and emits the leak report of an open lease. */
