@@ -6,10 +6,17 @@ import { adapterFor } from './adapters/index.js';
 import { resolveDetectorOptions, resolveWatchOptions, type DetectorOptions, type Labels, type ResolvedOptions, type WatchOptions } from './options.js';
 import { WatchedPool, type DetectorHost, type PoolStats } from './watched-pool.js';
 import type { LeaseInfo } from './lease.js';
-import type { LeakReport } from './report.js';
+import { LeakReport } from './report.js';
 
 // Which detector watches each pool, for watch()/unwatch()/detectorOf() and to refuse watching twice.
 const owners = new WeakMap<object, Detector>();
+// Detectors watching at least one pool, for checks across all of them (poolwatch/testing).
+const watching = new Set<Detector>();
+
+/** Every detector that watches at least one pool now. */
+export function watchingDetectors(): Detector[] {
+  return [...watching];
+}
 
 /** The detector watching `pool`, or undefined. */
 export function detectorOf(pool: object): Detector | undefined {
@@ -58,6 +65,7 @@ export class Detector {
     }
     this.#pools.set(pool, new WatchedPool(name, pool, adapter, resolved, this.#host));
     owners.set(pool, this);
+    watching.add(this);
     return pool;
   }
 
@@ -68,7 +76,10 @@ export class Detector {
     watched.uninstall();
     this.#pools.delete(pool);
     owners.delete(pool);
-    if (this.#pools.size === 0) this.#disarm();
+    if (this.#pools.size === 0) {
+      this.#disarm();
+      watching.delete(this);
+    }
     return true;
   }
 
@@ -123,6 +134,27 @@ export class Detector {
       for (const lease of watched.ledger) if (lease.report !== null) reports.push(lease.report);
     }
     return reports.sort((a, b) => a.acquiredAt - b.acquiredAt);
+  }
+
+  /**
+   * A report for every lease still open whose id is above `afterLeaseId`, oldest first,
+   * as if its scope ended now (kind `scope-ended`), without emitting or counting them:
+   * what a test runner's after-each check shows.
+   */
+  openReports(afterLeaseId = 0): LeakReport[] {
+    const at = now();
+    const reports: LeakReport[] = [];
+    for (const watched of this.#pools.values()) {
+      for (const lease of watched.ledger) {
+        if (lease.leaseId > afterLeaseId) reports.push(lease.report ?? new LeakReport(lease, 'scope-ended', at - lease.acquiredMono));
+      }
+    }
+    return reports.sort((a, b) => a.acquiredAt - b.acquiredAt || a.leaseId - b.leaseId);
+  }
+
+  /** The id of the latest lease handed over by any pool of this detector (0 before any). */
+  get lastLeaseId(): number {
+    return this.#leaseIds;
   }
 
   /** Figures per pool, by pool name. */
