@@ -12,6 +12,7 @@ import { watch, unwatch, detectorOf, type Detector, type LeakReport, type WatchO
 import { startPostgres } from '../helpers/postgres.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
+import { captureDebug } from '../helpers/secrets.js';
 
 type Connection = { host: string; port: number; user: string; password: string; database: string };
 const site = (marker: string) => siteOf(__filename, marker);
@@ -166,15 +167,7 @@ function behaviour(t: Test, client: string, config: () => Promise<Connection | u
   });
 
   t.test('never shows the password or query bindings in reports, events or debug output', async (t) => {
-    const debug = require('debug') as typeof import('debug');
-    const lines: string[] = [];
-    const { log } = debug;
-    debug.log = (...args: unknown[]) => lines.push(args.map(String).join(' '));
-    debug.enable('poolwatch*');
-    t.teardown(() => {
-      debug.log = log;
-      debug.disable();
-    });
+    const lines = captureDebug(t);
     const secret = `secret-value-${Math.random().toString(36).slice(2)}`;
     const db = open(t, client, connection);
     const { detector } = watched(t, db, { leakThresholdMs: 50 });

@@ -1,6 +1,5 @@
 import t from 'tap';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import createDebug from 'debug';
 import { SqlError, createConnection, createPool, type Pool, type PoolConfig, type PoolConnection } from 'mariadb';
 import mysql2 from 'mysql2';
 import { createDetector, watch, unwatch, detectorOf, type LeakReport, type LeaseInfo, type MisuseEvent } from '../../lib/index.js';
@@ -9,6 +8,7 @@ import { compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
+import { captureDebug } from '../helpers/secrets.js';
 
 type Failure = { class: string; message: string; code: unknown; cause: unknown } | 'resolved';
 
@@ -227,15 +227,7 @@ t.test('mariadb', async (t) => {
   t.test('no report, event or debug line contains the password or query values', async (t) => {
     const clock = fakeClock(t);
     const secret = `secret-value-${Math.random().toString(36).slice(2)}`;
-    const debug = createDebug as unknown as { log: (...args: unknown[]) => void };
-    const log = debug.log;
-    const debugLines: string[] = [];
-    createDebug.enable('poolwatch*');
-    debug.log = (...args: unknown[]) => debugLines.push(args.map(String).join(' '));
-    t.teardown(() => {
-      debug.log = log;
-      createDebug.disable();
-    });
+    const debugLines = captureDebug(t);
     const pool = newPool();
     const seen: unknown[] = [];
     const detector = createDetector({ leakThresholdMs: 1000, stacks: 'always' });

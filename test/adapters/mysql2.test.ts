@@ -1,7 +1,6 @@
 import t from 'tap';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer } from 'node:net';
-import createDebug from 'debug';
 import mysql from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { createDetector, watch, unwatch, detectorOf, type LeakReport, type LeaseInfo, type MisuseEvent } from '../../lib/index.js';
@@ -9,6 +8,7 @@ import { compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { mariadbConfig, type MariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
+import { captureDebug, recordEvents } from '../helpers/secrets.js';
 
 type Failure = { class: string; name: string; message: string; code: unknown; errno: unknown; sqlState: unknown };
 
@@ -187,23 +187,11 @@ t.test('mysql2 (MariaDB server)', async (t) => {
     const secret = `secret-value-${Math.random().toString(36).slice(2)}`;
     const pool = mysqlPromise.createPool(config({ connectionLimit: 1 }));
     t.teardown(() => pool.end());
-    const debugLines: string[] = [];
-    const previous = createDebug.disable();
-    const log = createDebug.log;
-    createDebug.enable('poolwatch*');
-    createDebug.log = (...args: unknown[]) => debugLines.push(args.map(String).join(' '));
-    t.teardown(() => {
-      createDebug.log = log;
-      createDebug.disable();
-      if (previous) createDebug.enable(previous);
-    });
+    const debugLines = captureDebug(t);
     const detector = createDetector({ leakThresholdMs: 1000, stacks: 'always' });
     detector.watch(pool);
     t.teardown(() => detector.close());
-    const seen: unknown[] = [];
-    for (const event of ['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse'] as const) {
-      detector.on(event, (payload: unknown) => seen.push(payload));
-    }
+    const seen = recordEvents(detector);
     const acquired = new Promise((resolve) => detector.once('acquire', resolve));
     const held = pool.execute('SELECT ? AS value, SLEEP(0.2) AS slept', [secret]); // HELD-EXECUTE
     await acquired;

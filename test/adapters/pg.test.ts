@@ -1,13 +1,13 @@
 import t, { type Test } from 'tap';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type Socket } from 'node:net';
-import createDebug from 'debug';
 import pg from 'pg';
 import { createDetector, watch, unwatch, detectorOf, type LeakReport, type LeaseInfo, type MisuseEvent } from '../../lib/index.js';
 import { compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { siteOf } from '../helpers/site.js';
+import { captureDebug, recordEvents } from '../helpers/secrets.js';
 
 // pg-pool ships no types; the pool pg.Pool extends, constructed with pg's Client.
 const PgPool = require('pg-pool') as new (options: pg.PoolConfig, Client: typeof pg.Client) => pg.Pool;
@@ -311,23 +311,11 @@ t.test('pg', async (t) => {
     const connectionString = `postgres://${db.user}:${db.password}@${db.host}:${db.port}/${db.database}`;
     const pool = new pg.Pool({ connectionString });
     t.teardown(() => end(pool));
-    const debugLines: string[] = [];
-    const previous = createDebug.disable();
-    const log = createDebug.log;
-    createDebug.enable('poolwatch*');
-    createDebug.log = (...args: unknown[]) => debugLines.push(args.map(String).join(' '));
-    t.teardown(() => {
-      createDebug.log = log;
-      createDebug.disable();
-      if (previous) createDebug.enable(previous);
-    });
+    const debugLines = captureDebug(t);
     const detector = createDetector({ leakThresholdMs: 1000, stacks: 'always' });
     detector.watch(pool);
     t.teardown(() => detector.close());
-    const seen: unknown[] = [];
-    for (const event of ['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse'] as const) {
-      detector.on(event, (payload: unknown) => seen.push(payload));
-    }
+    const seen = recordEvents(detector);
     const locker = new pg.Client(db);
     await locker.connect();
     t.teardown(() => locker.end());
