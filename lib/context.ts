@@ -66,11 +66,11 @@ export function runScope<R>(labels: Labels, fn: () => R, onEnd: (scope: Scope) =
 }
 
 /**
- * The labels for an acquire: the `context` option's, with the scope's over them (on a
- * clash the scope wins). No allocation unless both give labels.
+ * The labels for an acquire: the `context` option's, the scope's over them (on a clash
+ * the scope wins), and the active trace's ids. No allocation unless two give labels.
  */
-export function mergeLabels(own: Labels | undefined, scope: Scope | undefined): Labels | undefined {
-  if (scope === undefined) return own;
-  if (own === undefined) return scope.labels;
-  return { ...own, ...scope.labels };
+export function mergeLabels(own: Labels | undefined, scope: Scope | undefined, trace: Labels | undefined): Labels | undefined {
+  const scoped = scope === undefined ? own : own === undefined ? scope.labels : { ...own, ...scope.labels };
+  if (trace === undefined) return scoped;
+  return scoped === undefined ? trace : { ...scoped, ...trace };
 }

@@ -7,6 +7,7 @@ import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
 import { captureTrace, libraryMatcher, originOf, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
+import { traceLabels } from './trace-ids.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import type { Emitter, MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
@@ -83,7 +84,7 @@ export class WatchedPool implements Tracker {
     this.#waiting++;
     const trace = given !== undefined ? given : this.#capture(caller, at);
     const scope = currentScope();
-    return new Lease(this, at, mergeLabels(this.#labels(), scope) ?? emptyLabels, trace, via, scope);
+    return new Lease(this, at, mergeLabels(this.#labels(), scope, traceLabels()) ?? emptyLabels, trace, via, scope);
   }
 
   capture(caller: Function): Trace | null {
