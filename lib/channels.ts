@@ -8,6 +8,7 @@ export const channelNames = {
   leak: 'poolwatch:leak',
   'leak-released': 'poolwatch:leak-released',
   misuse: 'poolwatch:misuse',
+  exhausted: 'poolwatch:exhausted',
 } as const;
 
 export type ChannelEvent = keyof typeof channelNames;
@@ -20,4 +21,5 @@ export const channels: { readonly [E in ChannelEvent]: Channel } = {
   leak: channel(channelNames.leak),
   'leak-released': channel(channelNames['leak-released']),
   misuse: channel(channelNames.misuse),
+  exhausted: channel(channelNames.exhausted),
 };

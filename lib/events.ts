@@ -2,6 +2,7 @@ import { ListenerError } from './errors.js';
 import { channels, type ChannelEvent } from './channels.js';
 import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
+import type { ExhaustedEvent } from './exhaustion.js';
 
 /** What went wrong in a `misuse` event. */
 export type MisuseKind = 'double-release' | 'foreign-release';
@@ -37,6 +38,8 @@ export interface DetectorEvents {
   leak: [report: LeakReport];
   'leak-released': [event: LeakReleasedEvent];
   misuse: [event: MisuseEvent];
+  /** Every connection is leased while requests wait, or an acquire gave up: who holds the pool. */
+  exhausted: [event: ExhaustedEvent];
   /** A listener or `context` function threw; poolwatch went on. */
   error: [error: Error];
 }

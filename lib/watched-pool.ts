@@ -8,12 +8,15 @@ import { Summary, type SummaryInfo } from './summary.js';
 import { captureTrace, libraryMatcher, originOf, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
+import { describeExhaustion, nameHolders, type ExhaustedEvent, type ExhaustionReason } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import type { Emitter, MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
 
 const logLease = createDebug('poolwatch:lease');
 const logLeak = createDebug('poolwatch:leak');
+// A saturated pool reports who holds it at most this often.
+const exhaustedIntervalMs = 10_000;
 
 /** Per-pool figures from `detector.stats()`. */
 export interface PoolStats {
@@ -26,6 +29,12 @@ export interface PoolStats {
   readonly destroyed: number;
   /** Acquire calls that failed or timed out. */
   readonly failed: number;
+  /** Acquire calls the pool gave up on for want of a connection (its timeout or queue limit). */
+  readonly timeouts: number;
+  /** The pool's maximum size, when it says. */
+  readonly capacity: number | undefined;
+  /** The most leases open at once: what the pool really needed. */
+  readonly peakOpen: number;
   readonly leaked: number;
   readonly misuse: number;
   /** How long connections were held, over closed leases. */
@@ -60,6 +69,13 @@ export class WatchedPool implements Tracker {
   #failed = 0;
   #leaked = 0;
   #misused = 0;
+  #timeouts = 0;
+  #peakOpen = 0;
+  // Per reason, so a flood of saturation events does not hide the first timeout.
+  readonly #lastExhausted = { saturated: -Infinity, timeout: -Infinity };
+  readonly #suppressed = { saturated: 0, timeout: 0 };
+  /** The pool's maximum size; Infinity when it does not say. */
+  readonly capacity: number;
   readonly #held = new Summary();
   readonly #waited = new Summary();
 
@@ -76,12 +92,16 @@ export class WatchedPool implements Tracker {
     this.#context = options.context;
     this.#onLeak = options.onLeak;
     this.isLibrary = libraryMatcher(adapter.libraries);
+    const capacity = adapter.capacity?.(target);
+    this.capacity = typeof capacity === 'number' && capacity > 0 ? capacity : Infinity;
     this.#uninstall = adapter.install(target, this);
   }
 
   begin(caller: Function, via = this.adapter.acquireMethod, given?: Trace | null): Lease {
     const at = now();
     this.#waiting++;
+    // Every connection is leased: this request will wait.
+    if (this.ledger.size >= this.capacity) this.#saturated(at);
     const trace = given !== undefined ? given : this.#capture(caller, at);
     const scope = currentScope();
     return new Lease(this, at, mergeLabels(this.#labels(), scope, traceLabels()) ?? emptyLabels, trace, via, scope);
@@ -114,6 +134,7 @@ export class WatchedPool implements Tracker {
       if (stale !== undefined) this.#close(stale, at, false);
       this.ledger.add(lease);
       this.#acquired++;
+      if (this.ledger.size > this.#peakOpen) this.#peakOpen = this.ledger.size;
       const scope = lease.scope;
       if (scope !== undefined) {
         // Handed over after its scope ended (an acquire nobody awaited): already a leak.
@@ -129,11 +150,49 @@ export class WatchedPool implements Tracker {
     }
   }
 
-  fail(lease: Lease): void {
+  fail(lease: Lease, error?: unknown): void {
     if (lease.state !== pending || !this.#active) return;
     lease.state = failed;
     this.#waiting--;
     this.#failed++;
+    if (error === undefined || this.adapter.isExhaustion?.(error) !== true) return;
+    try {
+      this.#timeouts++;
+      // The error is named whatever the rate limit: each one reaches some log line.
+      nameHolders(error, this.#exhaustion('timeout', now()));
+    } catch (failure) {
+      this.host.emitter.surface(this, 'internal error naming the holders', failure);
+    }
+  }
+
+  #saturated(at: number): void {
+    // From now on every new lease gets a stack, so the holders can be named.
+    this.#sampler.alert(at);
+    // Checked before describing anything: a saturated pool sees this on every acquire.
+    if (at - this.#lastExhausted.saturated < exhaustedIntervalMs) {
+      this.#suppressed.saturated++;
+      return;
+    }
+    try {
+      this.#exhaustion('saturated', at);
+    } catch (failure) {
+      this.host.emitter.surface(this, 'internal error describing the holders', failure);
+    }
+  }
+
+  /** Describes who holds the pool; emits it unless one was emitted within the interval. */
+  #exhaustion(reason: ExhaustionReason, at: number): ExhaustedEvent {
+    this.#sampler.alert(at);
+    const event = describeExhaustion(this.name, reason, this.capacity, this.#waiting, [...this.ledger], at, this.#suppressed[reason]);
+    if (at - this.#lastExhausted[reason] < exhaustedIntervalMs) {
+      this.#suppressed[reason]++;
+      return event;
+    }
+    this.#lastExhausted[reason] = at;
+    this.#suppressed[reason] = 0;
+    if (this.host.emitter.wanted('exhausted')) this.host.emitter.emit('exhausted', event);
+    if (logLeak.enabled) logLeak('%s', event.message);
+    return event;
   }
 
   end(resource: unknown, destroyed: boolean, method: string, caller: Function): void {
@@ -263,6 +322,9 @@ export class WatchedPool implements Tracker {
       released: this.#released,
       destroyed: this.#destroyed,
       failed: this.#failed,
+      timeouts: this.#timeouts,
+      capacity: this.capacity === Infinity ? undefined : this.capacity,
+      peakOpen: this.#peakOpen,
       leaked: this.#leaked,
       misuse: this.#misused,
       held: this.#held.toJSON(),

@@ -120,7 +120,7 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
               // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
               copy[last] = AsyncResource.bind(function (this: unknown, error: unknown, connection: unknown) {
                 if (error == null && connection != null) handover(lease, connection);
-                else tracker.fail(lease);
+                else tracker.fail(lease, error);
                 return (callback as Function).apply(this, arguments);
               });
               args = copy;
@@ -129,12 +129,12 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
             try {
               result = original.apply(this, args as unknown[]);
             } catch (error) {
-              tracker.fail(lease);
+              tracker.fail(lease, error);
               throw error;
             }
             if (args !== arguments) return result;
             if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-              return trackPromise(result as PromiseLike<unknown>, (connection) => handover(lease, connection), () => tracker.fail(lease));
+              return trackPromise(result as PromiseLike<unknown>, (connection) => handover(lease, connection), (error) => tracker.fail(lease, error));
             }
             if (result != null) handover(lease, result);
             else tracker.fail(lease);

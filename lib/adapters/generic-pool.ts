@@ -31,10 +31,10 @@ export const genericPool: BuiltinAdapter = {
           try {
             promise = original.apply(this, arguments as unknown as [number?]);
           } catch (error) {
-            tracker.fail(lease);
+            tracker.fail(lease, error);
             throw error;
           }
-          return trackPromise(promise, (resource) => tracker.handover(lease, resource), () => tracker.fail(lease)) as Promise<unknown>;
+          return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
         },
       ),
       patchMethod<AnyPool['release']>(pool, 'release', (original) =>
@@ -58,4 +58,8 @@ export const genericPool: BuiltinAdapter = {
   isLeased(pool, resource) {
     return (pool as AnyPool).isBorrowedResource(resource);
   },
+
+  capacity: (pool) => (pool as AnyPool).max,
+  // acquireTimeoutMillis ran out ('ResourceRequest timed out').
+  isExhaustion: (error) => (error as Error | null)?.name === 'TimeoutError',
 };

@@ -145,10 +145,10 @@ export const knex: BuiltinAdapter = {
           try {
             promise = original.apply(this, arguments as unknown as []);
           } catch (error) {
-            tracker.fail(lease);
+            tracker.fail(lease, error);
             throw error;
           }
-          return trackPromise(promise, (connection) => handover(lease, connection, via), () => tracker.fail(lease)) as Promise<unknown>;
+          return trackPromise(promise, (connection) => handover(lease, connection, via), (error) => tracker.fail(lease, error)) as Promise<unknown>;
         },
       ),
       patchMethod<Client['releaseConnection']>(client, 'releaseConnection', (original) =>
@@ -167,6 +167,10 @@ export const knex: BuiltinAdapter = {
       for (const restore of restores) restore();
     };
   },
+
+  capacity: (pool) => (pool as unknown as { client: { pool?: { max?: number } } }).client.pool?.max,
+  // 'Knex: Timeout acquiring a connection. The pool is probably full.'
+  isExhaustion: (error) => (error as Error | null)?.name === 'KnexTimeoutError',
 
   isLeased(pool, resource) {
     return tarnHolds((pool as unknown as Knex).client.pool, resource);

@@ -102,6 +102,12 @@ export const mariadb: BuiltinAdapter = {
     }
   },
 
+  // acquireTimeout ran out while connections existed (the same errno also means "could not connect").
+  isExhaustion: (error) => {
+    const e = error as { errno?: unknown; message?: unknown } | null;
+    return e?.errno === 45028 && typeof e.message === 'string' && e.message.includes('pool timeout');
+  },
+
   install(target, tracker) {
     const pool = target as MariadbPool;
     const watch: Watch = { pool, tracker, active: true };
@@ -114,7 +120,7 @@ export const mariadb: BuiltinAdapter = {
           try {
             promise = original.apply(this, arguments as unknown as []);
           } catch (error) {
-            tracker.fail(lease);
+            tracker.fail(lease, error);
             throw error;
           }
           return trackPromise(
@@ -127,7 +133,7 @@ export const mariadb: BuiltinAdapter = {
               wrapGiveBack(watch, connection, 'close');
               wrapDestroy(watch, connection);
             },
-            () => tracker.fail(lease),
+            (error) => tracker.fail(lease, error),
           ) as Promise<PoolConnection>;
         },
       ),
@@ -147,7 +153,7 @@ export const mariadb: BuiltinAdapter = {
               try {
                 promise = original.apply(this, arguments as unknown as unknown[]);
               } catch (error) {
-                tracker.fail(lease);
+                tracker.fail(lease, error);
                 throw error;
               }
               tracker.handover(lease, lease);

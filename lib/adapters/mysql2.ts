@@ -56,6 +56,15 @@ function isLeasedBy(core: Mysql2CorePool, resource: unknown): boolean {
   return true;
 }
 
+function limitOf(core: Mysql2CorePool): number | undefined {
+  return (core.config as { connectionLimit?: number }).connectionLimit;
+}
+
+// queueLimit reached: mysql2 has no acquire timeout, so a full queue is how it runs dry.
+function isExhaustion(error: unknown): boolean {
+  return (error as Error | null)?.message === 'Queue limit reached.';
+}
+
 // A core pool and its .promise() wrappers share one set of methods: wrap them once.
 const watchedCores = new WeakSet<object>();
 
@@ -115,14 +124,14 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
         // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
         const bound = AsyncResource.bind(function (this: unknown, error: unknown, conn: unknown) {
           if (error == null && conn != null) handover(lease, conn as Mysql2Connection);
-          else tracker.fail(lease);
+          else tracker.fail(lease, error);
           return (callback as Function).apply(this, arguments);
         });
         callbacks.add(bound);
         try {
           return original.call(this, bound);
         } catch (error) {
-          tracker.fail(lease);
+          tracker.fail(lease, error);
           throw error;
         }
       },
@@ -192,6 +201,8 @@ export const mysql2: BuiltinAdapter = {
   matches: isMysql2CorePool,
   install: (pool, tracker) => installMysql2(pool as Mysql2CorePool, tracker),
   isLeased: (pool, resource) => isLeasedBy(pool as Mysql2CorePool, resource),
+  capacity: (pool) => limitOf(pool as Mysql2CorePool),
+  isExhaustion,
 };
 
 // A mysql2 promise pool (`require('mysql2/promise').createPool()`, `pool.promise()`): a wrapper around a core pool.
@@ -223,4 +234,6 @@ export const mysql2Promise: BuiltinAdapter = {
 
   install: (pool, tracker) => installMysql2((pool as Mysql2PromisePool).pool, tracker),
   isLeased: (pool, resource) => isLeasedBy((pool as Mysql2PromisePool).pool, resource),
+  capacity: (pool) => limitOf((pool as Mysql2PromisePool).pool),
+  isExhaustion,
 };

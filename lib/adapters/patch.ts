@@ -21,14 +21,14 @@ export function patchMethod<F extends Function>(target: object, key: string, wra
  * Follows a promise-returning acquire to its handover or failure. Chains on the pool's
  * own promise, so a pool built on another promise library keeps returning its kind.
  */
-export function trackPromise<T>(promise: PromiseLike<T>, onValue: (value: T) => void, onError: () => void): PromiseLike<T> {
+export function trackPromise<T>(promise: PromiseLike<T>, onValue: (value: T) => void, onError: (error: unknown) => void): PromiseLike<T> {
   return promise.then(
     (value) => {
       onValue(value);
       return value;
     },
     (error: unknown) => {
-      onError();
+      onError(error);
       throw error;
     },
   );

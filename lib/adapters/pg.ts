@@ -42,6 +42,10 @@ export const pg: BuiltinAdapter = {
     );
   },
 
+  capacity: (pool) => (pool as { options?: { max?: number } }).options?.max,
+  // connectionTimeoutMillis ran out while every client was checked out.
+  isExhaustion: (error) => (error as Error | null)?.message === 'timeout exceeded when trying to connect',
+
   install(target, tracker: Tracker) {
     // Checked-out clients keep their wrapped release after an unwatch; it then just calls through.
     let active = true;
@@ -72,7 +76,7 @@ export const pg: BuiltinAdapter = {
             // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
             const bound = AsyncResource.bind(function (this: unknown, error: unknown, client?: PgClient) {
               if (error != null || client == null) {
-                tracker.fail(lease);
+                tracker.fail(lease, error);
                 return callback.apply(this, arguments as unknown as Parameters<ConnectCallback>);
               }
               return callback.call(this, error, client, handover(lease, client));
@@ -80,7 +84,7 @@ export const pg: BuiltinAdapter = {
             try {
               return original.call(this, bound);
             } catch (error) {
-              tracker.fail(lease);
+              tracker.fail(lease, error);
               throw error;
             }
           }
@@ -88,14 +92,14 @@ export const pg: BuiltinAdapter = {
           try {
             result = original.apply(this, arguments as unknown as [ConnectCallback?]);
           } catch (error) {
-            tracker.fail(lease);
+            tracker.fail(lease, error);
             throw error;
           }
           if (typeof result?.then !== 'function') {
             tracker.fail(lease);
             return result;
           }
-          return trackPromise(result, (client) => handover(lease, client), () => tracker.fail(lease));
+          return trackPromise(result, (client) => handover(lease, client), (error) => tracker.fail(lease, error));
         },
       ),
       patchMethod<PgPool['query']>(target, 'query', (original) =>

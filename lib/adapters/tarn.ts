@@ -61,14 +61,14 @@ export const tarn: BuiltinAdapter = {
           try {
             pending = original.apply(this, arguments as unknown as []);
           } catch (error) {
-            tracker.fail(lease);
+            tracker.fail(lease, error);
             throw error;
           }
           // tarn chains on `promise` the same way; its destroy() and validation read it back from the object.
           pending.promise = trackPromise(
             pending.promise,
             (resource) => tracker.handover(lease, resource),
-            () => tracker.fail(lease),
+            (error) => tracker.fail(lease, error),
           );
           return pending;
         },
@@ -85,6 +85,10 @@ export const tarn: BuiltinAdapter = {
       for (const restore of restores) restore();
     };
   },
+
+  capacity: (pool) => (pool as { max?: number }).max,
+  // acquireTimeoutMillis ran out.
+  isExhaustion: (error) => (error as Error | null)?.constructor?.name === 'TimeoutError',
 
   isLeased(pool, resource) {
     return tarnHolds(pool as Partial<TarnPool>, resource);

@@ -20,8 +20,8 @@ export interface Tracker {
   capture(caller: Function): Trace | null;
   /** The pool handed `resource` over for `lease`. */
   handover(lease: Lease, resource: unknown): void;
-  /** The acquire failed or timed out: nothing was handed over. */
-  fail(lease: Lease): void;
+  /** The acquire failed or timed out (with `error`, when known): nothing was handed over. */
+  fail(lease: Lease, error?: unknown): void;
   /** The app gave `resource` back (`destroyed`: the pool will discard it); `caller` as for begin. */
   end(resource: unknown, destroyed: boolean, method: string, caller: Function): void;
 }
@@ -38,6 +38,13 @@ export interface Adapter {
   readonly libraries: readonly string[];
   /** Wraps the pool's methods in place; returns what undoes it. */
   install(pool: object, tracker: Tracker): () => void;
+  /** How many connections the pool may open at most, when it says. */
+  capacity?(pool: object): number | undefined;
+  /**
+   * Whether `error`, failing an acquire, is the pool's own "no connection in time" (or
+   * "queue full") error: poolwatch then names who holds the pool in it.
+   */
+  isExhaustion?(error: unknown): boolean;
   /**
    * Whether the pool itself counts `resource` as leased, for a release poolwatch has no
    * record of (it may predate `watch()`). Undefined when the pool cannot tell.

@@ -13,6 +13,7 @@ import { startPostgres } from '../helpers/postgres.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
 import { captureDebug } from '../helpers/secrets.js';
+import { poolsOwnMessage } from '../helpers/errors.js';
 
 type Connection = { host: string; port: number; user: string; password: string; database: string };
 const site = (marker: string) => siteOf(__filename, marker);
@@ -21,7 +22,7 @@ const outcome = async (run: () => Promise<unknown>) => {
     return { value: await run() };
   } catch (error) {
     const e = error as Error & { code?: unknown };
-    return { class: e.constructor.name, name: e.name, message: e.message, code: e.code };
+    return { class: e.constructor.name, name: e.name, message: poolsOwnMessage(e.message), code: e.code };
   }
 };
 

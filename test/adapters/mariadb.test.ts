@@ -9,6 +9,7 @@ import { fakeClock } from '../helpers/clock.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
 import { captureDebug } from '../helpers/secrets.js';
+import { poolsOwnMessage } from '../helpers/errors.js';
 
 type Failure = { class: string; message: string; code: unknown; cause: unknown } | 'resolved';
 
@@ -18,7 +19,7 @@ async function failure(run: () => PromiseLike<unknown>): Promise<Failure> {
     return 'resolved';
   } catch (error) {
     const e = error as Error & { code?: unknown; cause?: { code?: unknown } };
-    return { class: e.constructor.name, message: e.message, code: e.code, cause: e.cause?.code };
+    return { class: e.constructor.name, message: poolsOwnMessage(e.message), code: e.code, cause: e.cause?.code };
   }
 }
 

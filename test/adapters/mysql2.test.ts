@@ -9,6 +9,7 @@ import { fakeClock } from '../helpers/clock.js';
 import { mariadbConfig, type MariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
 import { captureDebug, recordEvents } from '../helpers/secrets.js';
+import { poolsOwnMessage } from '../helpers/errors.js';
 
 type Failure = { class: string; name: string; message: string; code: unknown; errno: unknown; sqlState: unknown };
 
@@ -18,7 +19,7 @@ async function failure(run: () => PromiseLike<unknown>): Promise<Failure | 'reso
     return 'resolved';
   } catch (error) {
     const e = error as Error & { code?: unknown; errno?: unknown; sqlState?: unknown };
-    return { class: e.constructor.name, name: e.name, message: e.message, code: e.code, errno: e.errno, sqlState: e.sqlState };
+    return { class: e.constructor.name, name: e.name, message: poolsOwnMessage(e.message), code: e.code, errno: e.errno, sqlState: e.sqlState };
   }
 }
 

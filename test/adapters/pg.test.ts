@@ -8,6 +8,7 @@ import { fakeClock } from '../helpers/clock.js';
 import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { siteOf } from '../helpers/site.js';
 import { captureDebug, recordEvents } from '../helpers/secrets.js';
+import { poolsOwnMessage } from '../helpers/errors.js';
 
 // pg-pool ships no types; the pool pg.Pool extends, constructed with pg's Client.
 const PgPool = require('pg-pool') as new (options: pg.PoolConfig, Client: typeof pg.Client) => pg.Pool;
@@ -20,7 +21,7 @@ async function failure(run: () => PromiseLike<unknown>): Promise<Failure | 'reso
     return 'resolved';
   } catch (error) {
     const e = error as Error & { code?: unknown };
-    return { class: e.constructor.name, name: e.name, message: e.message, code: e.code, cause: (e.cause as Error | undefined)?.message };
+    return { class: e.constructor.name, name: e.name, message: poolsOwnMessage(e.message), code: e.code, cause: (e.cause as Error | undefined)?.message };
   }
 }
 

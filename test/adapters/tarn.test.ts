@@ -4,6 +4,7 @@ import { watch, unwatch, detectorOf, type MisuseEvent } from '../../lib/index.js
 import { compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { siteOf } from '../helpers/site.js';
+import { poolsOwnMessage } from '../helpers/errors.js';
 
 interface Conn {
   id: number;
@@ -106,7 +107,8 @@ t.test("passes tarn's own TimeoutError to the app unchanged and leaves no lease"
   const error = await timeout(pool);
   t.type(error, TimeoutError);
   t.equal(error!.constructor, expected!.constructor);
-  t.same({ name: error!.name, message: error!.message }, { name: expected!.name, message: expected!.message });
+  t.same({ name: error!.name, message: poolsOwnMessage(error!.message) }, { name: expected!.name, message: expected!.message });
+  t.match(error!.message, /\npoolwatch: pool "tarn" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting\. Held by:\n {2}1 lease from test\/adapters\/tarn\.test\.ts:\d+:\d+/, 'and names who holds the pool');
   t.same(detector.leases(), []);
   t.match(detector.stats().tarn, { open: 0, waiting: 0, acquired: 1, released: 1, failed: 1 });
 });

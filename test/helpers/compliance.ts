@@ -6,6 +6,7 @@
 import type { Test } from 'tap';
 import { createDetector, type Detector, type LeakReport, type MisuseEvent, type LeakReleasedEvent, type LeaseInfo, type WatchOptions } from '../../lib/index.js';
 import { fakeClock } from './clock.js';
+import { poolsOwnMessage } from './errors.js';
 
 export interface Harness<Pool extends object, Conn> {
   /** The pool name poolwatch gives this kind when none is set. */
@@ -36,7 +37,7 @@ async function outcome(run: () => unknown): Promise<Outcome> {
     return { value: await run() };
   } catch (error) {
     const e = error as Error & { code?: unknown };
-    return { error: { name: e.name, message: e.message, code: e.code, class: e.constructor.name } };
+    return { error: { name: e.name, message: poolsOwnMessage(e.message), code: e.code, class: e.constructor.name } };
   }
 }
 

@@ -1,0 +1,108 @@
+import { formatDuration } from './report.js';
+import type { Lease, LeaseInfo } from './lease.js';
+import type { Labels } from './options.js';
+
+/** Why a pool counts as exhausted. */
+export type ExhaustionReason = 'saturated' | 'timeout';
+
+/** The holders of a pool that ran dry, from one call site. */
+export interface HolderGroup {
+  /** `path:line:column` of the acquiring line, or undefined when no stack was captured. */
+  readonly callSite: string | undefined;
+  readonly count: number;
+  readonly oldestHeldMs: number;
+  /** The labels of up to three of its leases, oldest first. */
+  readonly contexts: readonly Labels[];
+}
+
+/** A pool has every connection leased while requests wait, or an acquire gave up: who holds it. */
+export interface ExhaustedEvent {
+  readonly pool: string;
+  readonly reason: ExhaustionReason;
+  /** The pool's maximum size, when it says. */
+  readonly capacity: number | undefined;
+  readonly open: number;
+  readonly waiting: number;
+  /** Every open lease, oldest first. */
+  readonly holders: readonly LeaseInfo[];
+  /** The holders grouped by call site, the largest group first. */
+  readonly groups: readonly HolderGroup[];
+  /** Events left out since the last one, by the rate limit. */
+  readonly suppressed: number;
+  /** The text appended to the pool's own error, and shown in logs. */
+  readonly message: string;
+}
+
+// Contexts shown per group: enough to see a pattern, not a log storm.
+const contextsShown = 3;
+
+function group(leases: readonly Lease[], at: number): HolderGroup[] {
+  const bySite = new Map<string | undefined, { callSite: string | undefined; count: number; oldestHeldMs: number; contexts: Labels[] }>();
+  for (const lease of leases) {
+    const callSite = lease.callSite;
+    let entry = bySite.get(callSite);
+    if (entry === undefined) {
+      entry = { callSite, count: 0, oldestHeldMs: at - lease.acquiredMono, contexts: [] };
+      bySite.set(callSite, entry);
+    }
+    entry.count++;
+    if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(lease.context);
+  }
+  return [...bySite.values()].sort((a, b) => b.count - a.count || b.oldestHeldMs - a.oldestHeldMs);
+}
+
+function formatLabels(labels: Labels): string {
+  return Object.entries(labels)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+}
+
+/** Describes who holds a pool: its open leases (oldest first), grouped by call site. */
+export function describeExhaustion(
+  pool: string,
+  reason: ExhaustionReason,
+  capacity: number | undefined,
+  waiting: number,
+  leases: readonly Lease[],
+  at: number,
+  suppressed: number,
+): ExhaustedEvent {
+  const groups = group(leases, at);
+  const size = capacity === undefined ? `${leases.length}` : `${leases.length} of ${capacity}`;
+  const lines = [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} connections leased, ${waiting} waiting. Held by:`];
+  for (const g of groups) {
+    const where = g.callSite ?? 'an unknown line (no stack captured)';
+    const leasesText = g.count === 1 ? '1 lease' : `${g.count} leases`;
+    const contexts = g.contexts.length === 0 ? '' : `; e.g. ${g.contexts.map(formatLabels).join(' | ')}`;
+    lines.push(`  ${leasesText} from ${where}, oldest held ${formatDuration(g.oldestHeldMs)}${contexts}`);
+  }
+  if (groups.length === 0) lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
+  return {
+    pool,
+    reason,
+    capacity,
+    open: leases.length,
+    waiting,
+    holders: leases.map((lease) => Object.freeze(lease.toJSON() as LeaseInfo)),
+    groups,
+    suppressed,
+    message: lines.join('\n'),
+  };
+}
+
+/**
+ * Appends the holders to the pool's own error, keeping its class, name, code and the
+ * start of its message, so the log line the team already sees names the culprit.
+ */
+export function nameHolders(error: unknown, event: ExhaustedEvent): void {
+  if (typeof error !== 'object' || error === null) return;
+  const e = error as Error;
+  try {
+    const before = e.message;
+    e.message = `${before}\n${event.message}`;
+    if (typeof e.stack === 'string' && before !== '' && e.stack.includes(before)) e.stack = e.stack.replace(before, e.message);
+    Object.defineProperty(e, 'poolwatch', { value: event, configurable: true, writable: true, enumerable: false });
+  } catch {
+    // A frozen error stays as the pool made it.
+  }
+}
