@@ -18,6 +18,12 @@ export function watchingDetectors(): Detector[] {
   return [...watching];
 }
 
+/** What `detector.snapshot()` returns: plain data, ready for `JSON.stringify`. */
+export interface DetectorSnapshot {
+  readonly takenAt: string;
+  readonly pools: Readonly<Record<string, { readonly stats: PoolStats; readonly leases: readonly LeaseInfo[] }>>;
+}
+
 /** The detector watching `pool`, or undefined. */
 export function detectorOf(pool: object): Detector | undefined {
   return owners.get(pool);
@@ -116,6 +122,30 @@ export class Detector {
   detach(connection: unknown): boolean {
     for (const watched of this.#pools.values()) if (watched.detach(connection)) return true;
     return false;
+  }
+
+  /**
+   * Lets `connection`'s lease be held `ms` more, counted from now, before it is a leak:
+   * for known long work (a report, a migration). Returns whether such a lease was found.
+   */
+  extend(connection: unknown, ms: number): boolean {
+    if (typeof ms !== 'number' || Number.isNaN(ms) || ms <= 0) {
+      throw new PoolwatchTypeError(codes.invalidOption, `Expected the \`ms\` of extend() to be a positive number or Infinity, got ${describe(ms)}.`);
+    }
+    for (const watched of this.#pools.values()) if (watched.extend(connection, ms)) return true;
+    return false;
+  }
+
+  /**
+   * Everything an operator needs at once, as plain JSON: per pool, its figures and every
+   * open lease (oldest first) with call site, context and age. For an admin endpoint.
+   */
+  snapshot(): DetectorSnapshot {
+    const pools: Record<string, { stats: PoolStats; leases: LeaseInfo[] }> = {};
+    for (const watched of this.#pools.values()) {
+      pools[watched.name] = { stats: watched.stats(), leases: [...watched.ledger].map((lease) => lease.toJSON() as LeaseInfo) };
+    }
+    return { takenAt: new Date().toISOString(), pools };
   }
 
   /** Open leases of every watched pool, oldest first. */

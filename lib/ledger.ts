@@ -12,8 +12,10 @@ function isObject(value: unknown): value is object {
 export class Ledger {
   #head: Lease | null = null;
   #tail: Lease | null = null;
-  /** The oldest lease not yet reported past its threshold: everything before it was. */
+  /** The oldest lease not yet past the pool's threshold: everything before it was. */
   #due: Lease | null = null;
+  // Leases whose deadline is not the pool's threshold (extended, or a call site's own): few, scanned at each sweep.
+  readonly #late = new Set<Lease>();
   #size = 0;
   // Each object resource maps to its open lease, or after release to its last one (to name a
   // double release): one WeakMap read and write per cycle, nothing to delete. Primitive
@@ -59,17 +61,39 @@ export class Ledger {
     if (this.#due === lease) this.#due = next;
     lease.prev = lease.next = null;
     this.#size--;
+    if (this.#late.size !== 0) this.#late.delete(lease);
     if (!isObject(lease.resource)) this.#byValue.delete(lease.resource);
   }
 
-  /** The next lease to pass its deadline, if any. */
-  get due(): Lease | null {
-    return this.#due;
+  /** Gives `lease` its own deadline (monotonic ms), in place of the pool's threshold. */
+  postpone(lease: Lease, deadline: number): void {
+    lease.deadline = deadline;
+    this.#late.add(lease);
   }
 
-  /** Marks the current `due` lease as reported and moves on to the next. */
-  advance(): void {
-    if (this.#due !== null) this.#due = this.#due.next;
+  /**
+   * Leases not yet reported whose deadline has passed by `at`, oldest first, and the next
+   * deadline after them. `thresholdMs` orders the list; `ownLimit` may give a lease that
+   * reaches it a longer limit of its own (from its call site), which postpones it.
+   */
+  sweep(at: number, thresholdMs: number, ownLimit: (lease: Lease) => number | undefined): { due: Lease[]; next: number } {
+    const due: Lease[] = [];
+    for (let lease = this.#due; lease !== null && lease.acquiredMono + thresholdMs <= at; lease = lease.next) {
+      this.#due = lease.next;
+      if (lease.report !== null || this.#late.has(lease)) continue;
+      const limit = ownLimit(lease);
+      if (limit !== undefined && lease.acquiredMono + limit > at) this.postpone(lease, lease.acquiredMono + limit);
+      else due.push(lease);
+    }
+    let next = this.#due === null ? Infinity : this.#due.acquiredMono + thresholdMs;
+    for (const lease of this.#late) {
+      if (lease.report !== null) this.#late.delete(lease);
+      else if (lease.deadline <= at) {
+        this.#late.delete(lease);
+        due.push(lease);
+      } else if (lease.deadline < next) next = lease.deadline;
+    }
+    return { due, next };
   }
 
   /** Open leases, oldest first. */
@@ -80,6 +104,7 @@ export class Ledger {
   clear(): void {
     this.#head = this.#tail = this.#due = null;
     this.#size = 0;
+    this.#late.clear();
     this.#byObject = new WeakMap();
     this.#byValue.clear();
   }

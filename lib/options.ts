@@ -26,6 +26,11 @@ export interface DetectorOptions {
    * recorded with the lease, e.g. `() => ({ requestId: als.getStore()?.id })`. Default none.
    */
   context?: () => Labels | undefined | null;
+  /**
+   * Thresholds of their own for known long work, by call site: `path` or `path:line`
+   * as reports show it, e.g. `{ 'src/reports.ts:42': 300_000 }`. Default none.
+   */
+  callSiteThresholdsMs?: Readonly<Record<string, number>>;
 }
 
 /** Options for one watched pool. */
@@ -42,6 +47,7 @@ export interface ResolvedOptions {
   stacks: StackPolicy;
   onLeak: ((report: LeakReport) => void) | undefined;
   context: (() => Labels | undefined | null) | undefined;
+  callSiteThresholdsMs: Readonly<Record<string, number>> | undefined;
 }
 
 export const defaults: ResolvedOptions = Object.freeze({
@@ -49,9 +55,10 @@ export const defaults: ResolvedOptions = Object.freeze({
   stacks: 'auto',
   onLeak: undefined,
   context: undefined,
+  callSiteThresholdsMs: undefined,
 });
 
-const detectorKeys = ['leakThresholdMs', 'stacks', 'onLeak', 'context'] as const;
+const detectorKeys = ['leakThresholdMs', 'stacks', 'onLeak', 'context', 'callSiteThresholdsMs'] as const;
 const watchKeys = [...detectorKeys, 'name', 'adapter'] as const;
 const stackPolicies: readonly StackPolicy[] = ['always', 'auto', 'never'];
 
@@ -89,7 +96,7 @@ function checkObject(options: unknown, where: string): asserts options is Record
 }
 
 function resolveShared(options: Record<string, unknown>, base: ResolvedOptions): ResolvedOptions {
-  const { leakThresholdMs = base.leakThresholdMs, stacks = base.stacks, onLeak, context } = options;
+  const { leakThresholdMs = base.leakThresholdMs, stacks = base.stacks, onLeak, context, callSiteThresholdsMs } = options;
   if (typeof leakThresholdMs !== 'number' || Number.isNaN(leakThresholdMs) || leakThresholdMs <= 0) {
     throw invalid(`Expected \`leakThresholdMs\` to be a positive number or Infinity, got ${describe(leakThresholdMs)}.`);
   }
@@ -102,9 +109,20 @@ function resolveShared(options: Record<string, unknown>, base: ResolvedOptions):
   if (context !== undefined && typeof context !== 'function') {
     throw invalid(`Expected \`context\` to be a function returning labels, got ${describe(context)}.`);
   }
+  if (callSiteThresholdsMs !== undefined) {
+    if (typeof callSiteThresholdsMs !== 'object' || callSiteThresholdsMs === null || Array.isArray(callSiteThresholdsMs)) {
+      throw invalid(`Expected \`callSiteThresholdsMs\` to be an object of call sites to thresholds, got ${describe(callSiteThresholdsMs)}.`);
+    }
+    for (const [site, ms] of Object.entries(callSiteThresholdsMs)) {
+      if (site === '' || typeof ms !== 'number' || Number.isNaN(ms) || ms <= 0) {
+        throw invalid(`Expected \`callSiteThresholdsMs[${JSON.stringify(site)}]\` to be a positive number or Infinity, got ${describe(ms)}.`);
+      }
+    }
+  }
   return {
     leakThresholdMs,
     stacks: stacks as StackPolicy,
+    callSiteThresholdsMs: { ...base.callSiteThresholdsMs, ...(callSiteThresholdsMs as Record<string, number> | undefined) },
     onLeak: (onLeak as ResolvedOptions['onLeak']) ?? base.onLeak,
     context: (context as ResolvedOptions['context']) ?? base.context,
   };

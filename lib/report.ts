@@ -60,8 +60,11 @@ export class LeakReport extends Error {
   readonly context: Labels;
   readonly #lease: Lease;
 
+  /** How many leaks this pool has reported from the same call site, this one included. */
+  readonly occurrence: number;
+
   /** @internal */
-  constructor(lease: Lease, kind: LeakKind, heldMs: number) {
+  constructor(lease: Lease, kind: LeakKind, heldMs: number, occurrence = 1) {
     const how = lease.via === lease.watched.adapter.acquireMethod ? '' : ` by ${lease.via}()`;
     const where = lease.callSite === undefined ? how : `, acquired${how} at ${lease.callSite}`;
     const what =
@@ -72,6 +75,7 @@ export class LeakReport extends Error {
           : `garbage-collected without a release, after ${formatDuration(heldMs)}`;
     super(`Connection leak in pool "${lease.pool}": lease #${lease.leaseId} ${what}${where}`);
     this.kind = kind;
+    this.occurrence = occurrence;
     this.pool = lease.pool;
     this.leaseId = lease.leaseId;
     this.heldMs = Math.round(heldMs);
@@ -94,7 +98,8 @@ export class LeakReport extends Error {
   format(options: FormatOptions = {}): string {
     const { codeFrame: withCode = true, frames: frameCount = 5 } = options;
     const lease = this.#lease;
-    const out = [`poolwatch: ${this.message}`];
+    const repeat = this.occurrence > 1 ? ` (leak ${this.occurrence} from this line)` : '';
+    const out = [`poolwatch: ${this.message}${repeat}`];
     const { site, frames } = lease.origin;
     if (site === undefined) {
       out.push(`  ${whyNoStack[lease.watched.stacks]}`);
@@ -112,7 +117,7 @@ export class LeakReport extends Error {
   }
 
   toJSON(): object {
-    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, message, code } = this;
-    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, message, code };
+    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, occurrence, message, code } = this;
+    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, occurrence, message, code };
   }
 }

@@ -18,6 +18,11 @@ const logLeak = createDebug('poolwatch:leak');
 // A saturated pool reports who holds it at most this often.
 const exhaustedIntervalMs = 10_000;
 
+function isPowerOfTen(n: number): boolean {
+  while (n % 10 === 0) n /= 10;
+  return n === 1;
+}
+
 /** Per-pool figures from `detector.stats()`. */
 export interface PoolStats {
   /** Leases open now. */
@@ -33,6 +38,8 @@ export interface PoolStats {
   readonly timeouts: number;
   /** The pool's maximum size, when it says. */
   readonly capacity: number | undefined;
+  /** Open connections the pool holds ready, not leased, now: when it says. */
+  readonly idle: number | undefined;
   /** The most leases open at once: what the pool really needed. */
   readonly peakOpen: number;
   readonly leaked: number;
@@ -61,6 +68,9 @@ export class WatchedPool implements Tracker {
   readonly #context: ResolvedOptions['context'];
   readonly #onLeak: ResolvedOptions['onLeak'];
   readonly #uninstall: () => void;
+  readonly #siteThresholds: ReadonlyArray<readonly [string, number]>;
+  // Leaks so far per call site: a site that keeps leaking is logged with a count, not once per lease.
+  readonly #leaksBySite = new Map<string | undefined, number>();
   #active = true;
   #waiting = 0;
   #acquired = 0;
@@ -91,6 +101,8 @@ export class WatchedPool implements Tracker {
     this.#sampler = new Sampler(options.stacks);
     this.#context = options.context;
     this.#onLeak = options.onLeak;
+    // Longest prefix first, so 'src/a.ts:42' wins over 'src/a.ts'.
+    this.#siteThresholds = Object.entries(options.callSiteThresholdsMs ?? {}).sort(([a], [b]) => b.length - a.length);
     this.isLibrary = libraryMatcher(adapter.libraries);
     const capacity = adapter.capacity?.(target);
     this.capacity = typeof capacity === 'number' && capacity > 0 ? capacity : Infinity;
@@ -267,13 +279,29 @@ export class WatchedPool implements Tracker {
 
   /** Reports leases whose deadline has passed by `at`; returns the next deadline. */
   sweep(at: number): number {
-    const { ledger } = this;
-    for (let lease = ledger.due; lease !== null && lease.deadline <= at; lease = ledger.due) {
-      ledger.advance();
-      // A lease already reported when its scope ended is not reported again.
-      if (lease.report === null) this.report(lease, 'threshold', at);
-    }
-    return ledger.due?.deadline ?? Infinity;
+    const { due, next } = this.ledger.sweep(at, this.thresholdMs, this.#siteLimit);
+    for (const lease of due) this.report(lease, 'threshold', at);
+    return next;
+  }
+
+  // A call site's own threshold, when the options give one; read only as a lease reaches the pool's.
+  #siteLimit = (lease: Lease): number | undefined => {
+    const rules = this.#siteThresholds;
+    if (rules.length === 0) return undefined;
+    const site = lease.callSite;
+    if (site === undefined) return undefined;
+    for (const [prefix, limit] of rules) if (site === prefix || site.startsWith(`${prefix}:`)) return limit;
+    return undefined;
+  };
+
+  /** Lets `resource`'s lease be held `ms` more, from now, before it is a leak. */
+  extend(resource: unknown, ms: number): boolean {
+    const lease = this.ledger.find(resource);
+    if (lease === undefined || !this.#active) return false;
+    const deadline = now() + ms;
+    this.ledger.postpone(lease, deadline);
+    if (deadline !== Infinity) this.host.schedule(deadline);
+    return true;
   }
 
   /** Reports the leases a scope left open as it ended. */
@@ -297,7 +325,10 @@ export class WatchedPool implements Tracker {
 
   /** Makes and emits the leak report of an open lease. */
   report(lease: Lease, kind: LeakKind, at: number): LeakReport {
-    const report = new LeakReport(lease, kind, at - lease.acquiredMono);
+    const site = lease.callSite;
+    const occurrence = (this.#leaksBySite.get(site) ?? 0) + 1;
+    this.#leaksBySite.set(site, occurrence);
+    const report = new LeakReport(lease, kind, at - lease.acquiredMono, occurrence);
     lease.report = report;
     this.#leaked++;
     this.#sampler.alert(at);
@@ -310,7 +341,8 @@ export class WatchedPool implements Tracker {
       }
     }
     if (emitter.wanted('leak')) emitter.emit('leak', report);
-    if (logLeak.enabled) logLeak('%s', report.message);
+    // 1st, 10th, 100th… leak from one line: a leaking loop does not flood the log.
+    if (logLeak.enabled && isPowerOfTen(occurrence)) logLeak('%s', occurrence === 1 ? report.message : `${report.message} (leak ${occurrence} from this line)`);
     return report;
   }
 
@@ -324,12 +356,23 @@ export class WatchedPool implements Tracker {
       failed: this.#failed,
       timeouts: this.#timeouts,
       capacity: this.capacity === Infinity ? undefined : this.capacity,
+      idle: this.#idle(),
       peakOpen: this.#peakOpen,
       leaked: this.#leaked,
       misuse: this.#misused,
       held: this.#held.toJSON(),
       waited: this.#waited.toJSON(),
     };
+  }
+
+  // Asked of the pool only here, never on acquire/release; a pool that cannot say gives undefined.
+  #idle(): number | undefined {
+    try {
+      const idle = this.adapter.idle?.(this.target);
+      return typeof idle === 'number' && idle >= 0 ? idle : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Restores the pool's own methods; open leases are forgotten. */

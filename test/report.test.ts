@@ -36,7 +36,7 @@ t.test('a report carries every field of the contract', async (t) => {
 t.test('JSON.stringify gives every field and no connection internals', async (t) => {
   const report = await leakOne(t);
   const json = JSON.parse(JSON.stringify(report));
-  t.same(Object.keys(json).sort(), ['acquiredAt', 'callSite', 'code', 'context', 'heldMs', 'kind', 'leaseId', 'message', 'pool', 'stack', 'thresholdMs', 'via', 'waitedMs']);
+  t.same(Object.keys(json).sort(), ['acquiredAt', 'callSite', 'code', 'context', 'heldMs', 'kind', 'leaseId', 'message', 'occurrence', 'pool', 'stack', 'thresholdMs', 'via', 'waitedMs']);
   t.notMatch(JSON.stringify(report), /hunter2/, 'the connection object is not serialised');
   t.notMatch(report.format(), /hunter2/);
 });

@@ -60,6 +60,7 @@ export const genericPool: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as AnyPool).max,
+  idle: (pool) => (pool as AnyPool).available,
   // acquireTimeoutMillis ran out ('ResourceRequest timed out').
   isExhaustion: (error) => (error as Error | null)?.name === 'TimeoutError',
 };

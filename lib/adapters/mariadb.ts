@@ -102,6 +102,8 @@ export const mariadb: BuiltinAdapter = {
     }
   },
 
+  idle: (pool) => (pool as { idleConnections?(): number }).idleConnections?.(),
+
   // acquireTimeout ran out while connections existed (the same errno also means "could not connect").
   isExhaustion: (error) => {
     const e = error as { errno?: unknown; message?: unknown } | null;

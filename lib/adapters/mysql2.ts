@@ -202,6 +202,7 @@ export const mysql2: BuiltinAdapter = {
   install: (pool, tracker) => installMysql2(pool as Mysql2CorePool, tracker),
   isLeased: (pool, resource) => isLeasedBy(pool as Mysql2CorePool, resource),
   capacity: (pool) => limitOf(pool as Mysql2CorePool),
+  idle: (pool) => (pool as Mysql2CorePool)._freeConnections.length,
   isExhaustion,
 };
 
@@ -235,5 +236,6 @@ export const mysql2Promise: BuiltinAdapter = {
   install: (pool, tracker) => installMysql2((pool as Mysql2PromisePool).pool, tracker),
   isLeased: (pool, resource) => isLeasedBy((pool as Mysql2PromisePool).pool, resource),
   capacity: (pool) => limitOf((pool as Mysql2PromisePool).pool),
+  idle: (pool) => (pool as Mysql2PromisePool).pool._freeConnections.length,
   isExhaustion,
 };

@@ -43,6 +43,7 @@ export const pg: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as { options?: { max?: number } }).options?.max,
+  idle: (pool) => (pool as { idleCount?: number }).idleCount,
   // connectionTimeoutMillis ran out while every client was checked out.
   isExhaustion: (error) => (error as Error | null)?.message === 'timeout exceeded when trying to connect',
 

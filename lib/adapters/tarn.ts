@@ -87,6 +87,7 @@ export const tarn: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as { max?: number }).max,
+  idle: (pool) => (pool as { numFree?(): number }).numFree?.(),
   // acquireTimeoutMillis ran out.
   isExhaustion: (error) => (error as Error | null)?.constructor?.name === 'TimeoutError',
 

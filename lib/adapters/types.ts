@@ -40,6 +40,8 @@ export interface Adapter {
   install(pool: object, tracker: Tracker): () => void;
   /** How many connections the pool may open at most, when it says. */
   capacity?(pool: object): number | undefined;
+  /** How many open connections the pool holds ready (not leased) now, when it says. Read only by `stats()`. */
+  idle?(pool: object): number | undefined;
   /**
    * Whether `error`, failing an acquire, is the pool's own "no connection in time" (or
    * "queue full") error: poolwatch then names who holds the pool in it.
