@@ -68,8 +68,9 @@ export function describeExhaustion(
   suppressed: number,
 ): ExhaustedEvent {
   const groups = group(leases, at);
-  const size = capacity === undefined ? `${leases.length}` : `${leases.length} of ${capacity}`;
-  const lines = [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} connections leased, ${waiting} waiting. Held by:`];
+  const n = leases.length;
+  const size = capacity === undefined ? `${n} ${n === 1 ? 'connection' : 'connections'}` : `${n} of ${capacity} connections`;
+  const lines = [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} leased, ${waiting} waiting. Held by:`];
   for (const g of groups) {
     const where = g.callSite ?? 'an unknown line (no stack captured)';
     const leasesText = g.count === 1 ? '1 lease' : `${g.count} leases`;

@@ -195,7 +195,8 @@ export class WatchedPool implements Tracker {
   /** Describes who holds the pool; emits it unless one was emitted within the interval. */
   #exhaustion(reason: ExhaustionReason, at: number): ExhaustedEvent {
     this.#sampler.alert(at);
-    const event = describeExhaustion(this.name, reason, this.capacity, this.#waiting, [...this.ledger], at, this.#suppressed[reason]);
+    const capacity = this.capacity === Infinity ? undefined : this.capacity;
+    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, [...this.ledger], at, this.#suppressed[reason]);
     if (at - this.#lastExhausted[reason] < exhaustedIntervalMs) {
       this.#suppressed[reason]++;
       return event;

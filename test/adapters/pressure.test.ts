@@ -1,0 +1,94 @@
+/**
+ * Pools that run dry, on the real servers: the drivers' own "no connection" errors name
+ * who holds the pool, and `exhausted` says so once. Real timers: each pool's own short
+ * acquire timeout ends the wait; nothing here measures time.
+ */
+import t, { type Test } from 'tap';
+import createKnex from 'knex';
+import * as mariadbDriver from 'mariadb';
+import mysql2 from 'mysql2';
+import pg from 'pg';
+import { createDetector, type ExhaustedEvent } from '../../lib/index.js';
+import { startPostgres } from '../helpers/postgres.js';
+import { mariadbConfig } from '../helpers/mariadb.js';
+import { poolsOwnMessage } from '../helpers/errors.js';
+
+function watched(t: Test, pool: object, name: string) {
+  const detector = createDetector({ leakThresholdMs: 600_000, stacks: 'always' });
+  detector.watch(pool, { name });
+  t.teardown(() => detector.close());
+  const events: ExhaustedEvent[] = [];
+  detector.on('exhausted', (event) => events.push(event));
+  return { detector, events };
+}
+
+async function rejection(promise: PromiseLike<unknown>): Promise<Error & { poolwatch?: ExhaustedEvent }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the acquire to fail');
+}
+
+function expectHoldersNamed(t: Test, error: Error & { poolwatch?: ExhaustedEvent }, own: RegExp, pool: string, holders: number, capacity: number | null = holders) {
+  t.match(poolsOwnMessage(error.message), own, "the pool's own message comes first, unchanged");
+  const size = capacity === null ? `${holders} connections?` : `${holders} of ${capacity} connections`;
+  t.match(error.message, new RegExp(`\\npoolwatch: pool "${pool}" gave up waiting for a connection: ${size} leased, \\d+ waiting\\. Held by:\\n {2}${holders === 1 ? '1 lease' : `${holders} leases`} from test/adapters/pressure\\.test\\.ts:\\d+:\\d+`));
+  t.match(error.poolwatch, { reason: 'timeout', pool, open: holders });
+}
+
+t.test('pg: the connect timeout names the holders', async (t) => {
+  const db = await startPostgres(t);
+  const pool = new pg.Pool({ ...db, max: 2, connectionTimeoutMillis: 50 });
+  const { events, detector } = watched(t, pool, 'pg');
+  const held: pg.PoolClient[] = [];
+  for (let i = 0; i < 2; i++) held.push(await pool.connect()); // HOLDERS
+  const error = await rejection(pool.connect());
+  expectHoldersNamed(t, error, /^timeout exceeded when trying to connect$/, 'pg', 2);
+  t.same(events.map((e) => e.reason), ['saturated', 'timeout']);
+  t.match(detector.stats().pg, { timeouts: 1, capacity: 2, peakOpen: 2 });
+  for (const client of held) client.release();
+  await pool.end();
+});
+
+t.test('knex: "Timeout acquiring a connection" names the holders', async (t) => {
+  const db = await startPostgres(t);
+  const knex = createKnex({ client: 'pg', connection: db, pool: { min: 0, max: 1 }, acquireConnectionTimeout: 50 });
+  t.teardown(() => knex.destroy());
+  const { detector } = watched(t, knex, 'knex');
+  const trx = await knex.transaction(); // HOLDER
+  const error = await rejection(knex.raw('select 1'));
+  expectHoldersNamed(t, error, /^Knex: Timeout acquiring a connection\. The pool is probably full\./, 'knex', 1);
+  t.equal(error.name, 'KnexTimeoutError');
+  t.match(detector.stats().knex, { timeouts: 1 });
+  await trx.rollback();
+});
+
+t.test('mariadb: the pool timeout names the holders', async (t) => {
+  const config = mariadbConfig(t);
+  if (config === undefined) return;
+  const pool = mariadbDriver.createPool({ ...config, connectionLimit: 1, acquireTimeout: 100 });
+  t.teardown(() => pool.end());
+  watched(t, pool, 'mariadb');
+  const conn = await pool.getConnection(); // HOLDER
+  const error = await rejection(pool.getConnection());
+  // mariadb keeps its connection limit private: the holders are counted, not the capacity.
+  expectHoldersNamed(t, error, /pool timeout: failed to retrieve a connection from pool after/, 'mariadb', 1, null);
+  t.match(error, { code: 'ER_GET_CONNECTION_TIMEOUT' }, 'code unchanged');
+  await conn.release();
+});
+
+t.test("mysql2: the queue limit names the holders", async (t) => {
+  const config = mariadbConfig(t);
+  if (config === undefined) return;
+  const pool = mysql2.createPool({ ...config, connectionLimit: 1, queueLimit: 1 });
+  t.teardown(() => new Promise<void>((resolve) => pool.end(() => resolve())));
+  watched(t, pool, 'mysql2');
+  const conn = await new Promise<mysql2.PoolConnection>((resolve, reject) => pool.getConnection((e, c) => (e ? reject(e) : resolve(c)))); // HOLDER
+  const queued = new Promise<mysql2.PoolConnection>((resolve) => pool.getConnection((_e, c) => resolve(c)));
+  const error = await new Promise<Error>((resolve) => pool.getConnection((e) => resolve(e as Error)));
+  expectHoldersNamed(t, error, /^Queue limit reached\.$/, 'mysql2', 1);
+  conn.release();
+  (await queued).release();
+});
