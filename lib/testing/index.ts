@@ -18,12 +18,16 @@ export interface ExpectNoLeaksOptions {
 export class LeakError extends Error {
   override readonly name = 'LeakError';
   readonly code = codes.leak;
-  /** One report per open lease, oldest first. */
-  readonly reports: readonly LeakReport[];
+  readonly #reports: readonly LeakReport[];
 
   constructor(message: string, reports: readonly LeakReport[]) {
     super(message);
-    this.reports = reports;
+    this.#reports = reports;
+  }
+
+  /** One report per open lease, oldest first. A getter, so runners that print an error's own fields show the message alone. */
+  get reports(): readonly LeakReport[] {
+    return this.#reports;
   }
 }
 
@@ -46,7 +50,10 @@ function isOptions(value: unknown): value is ExpectNoLeaksOptions {
  * detector began; each later one only leases opened since the check before it.
  */
 export function expectNoLeaks(detector?: Detector | ExpectNoLeaksOptions, options?: ExpectNoLeaksOptions): void {
-  if (options === undefined && isOptions(detector)) return expectNoLeaks(undefined, detector);
+  if (options === undefined && isOptions(detector)) {
+    options = detector;
+    detector = undefined;
+  }
   if (detector !== undefined && !(detector instanceof Detector)) {
     throw new TypeError(`Expected the detector of expectNoLeaks() to be a Detector (from createDetector() or detectorOf(pool)), got ${describe(detector)}.`);
   }
