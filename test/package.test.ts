@@ -282,6 +282,44 @@ console.log(JSON.stringify({
   t.equal(result.esmUnwatchesCjsPool, true, 'unwatch() from the ESM import undoes a watch() made through require()');
 });
 
+t.test('poolwatch/testing loads through ESM import and CJS require, and expectNoLeaks() throws POOLWATCH_LEAK naming the line', async (t) => {
+  const { dir } = await consumer();
+  const check = (load: string): string => `${load}
+const pool = watch(createPool({ create: async () => ({}), destroy: async () => {} }), { name: 'packed', stacks: 'always' });
+pool.acquire().then(() => { // acquired and never released
+  let thrown = {};
+  try { expectNoLeaks({ name: 'packed test' }); } catch (error) { thrown = error; }
+  console.log(JSON.stringify({ code: thrown.code, name: thrown.name, message: String(thrown.message), same: expectNoLeaks === otherExpect }));
+});
+`;
+  await writeFile(
+    join(dir, 'testing.mjs'),
+    check(`import { watch } from 'poolwatch';
+import { expectNoLeaks } from 'poolwatch/testing';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const { createPool } = require('generic-pool');
+const otherExpect = require('poolwatch/testing').expectNoLeaks;`),
+  );
+  await writeFile(
+    join(dir, 'testing.cjs'),
+    check(`const { watch } = require('poolwatch');
+const { expectNoLeaks } = require('poolwatch/testing');
+const { createPool } = require('generic-pool');
+const otherExpect = expectNoLeaks;`),
+  );
+  for (const file of ['testing.mjs', 'testing.cjs']) {
+    const source = await readFile(join(dir, file), 'utf8');
+    const line = source.split('\n').findIndex((text) => text.includes('// acquired and never released')) + 1;
+    const result = (await node(dir, file)) as Record<string, unknown>;
+    t.equal(result.code, 'POOLWATCH_LEAK', `${file}: the error's code`);
+    t.equal(result.name, 'LeakError', `${file}: the error's name`);
+    t.match(String(result.message), 'still leased after test "packed test"', `${file}: the message names the test`);
+    t.match(String(result.message), `acquired at ${file}:${line}:`, `${file}: the message names the acquiring line`);
+    t.equal(result.same, true, `${file}: ESM and CJS give the same expectNoLeaks`);
+  }
+});
+
 t.test('TypeScript consumers, ESM (.mts) and CJS (.cts), type-check against the packed declarations', async (t) => {
   const { dir } = await consumer();
   const body = `
