@@ -105,7 +105,7 @@ function consumer(): Promise<Consumer> {
     await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'poolwatch-consumer', version: '1.0.0', private: true }, null, 2));
     await runOk(
       'npm',
-      ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts', '--loglevel=error', tarball, 'generic-pool'],
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts', '--loglevel=error', tarball, 'generic-pool', '@opentelemetry/api', 'prom-client'],
       dir,
     );
     return { dir, entries };
@@ -317,6 +317,54 @@ const otherExpect = expectNoLeaks;`),
     t.match(String(result.message), 'still leased after test "packed test"', `${file}: the message names the test`);
     t.match(String(result.message), `acquired at ${file}:${line}:`, `${file}: the message names the acquiring line`);
     t.equal(result.same, true, `${file}: ESM and CJS give the same expectNoLeaks`);
+  }
+});
+
+t.test('poolwatch/otel and poolwatch/prometheus load through ESM import and CJS require; importing poolwatch itself loads neither peer', async (t) => {
+  const { dir } = await consumer();
+  const check = (load: string): string => `${load}
+const pool = watch(createPool({ create: async () => ({}), destroy: async () => {} }, { max: 2 }), { name: 'packed' });
+const registry = new Registry();
+const prometheus = registerPrometheusMetrics(detectorOf(pool), { registry });
+const otel = registerOtelMetrics(detectorOf(pool));
+pool.acquire().then(async (conn) => {
+  const text = await registry.metrics();
+  prometheus.unregister();
+  otel.unregister();
+  await pool.release(conn);
+  console.log(JSON.stringify({ text, mainLoadedPeers, same: registerOtelMetrics === cjsOtel && registerPrometheusMetrics === cjsPrometheus }));
+});
+`;
+  const peersLoaded = `Object.keys(require.cache).some((path) => /node_modules[\\\\/](prom-client|@opentelemetry)[\\\\/]/.test(path))`;
+  await writeFile(
+    join(dir, 'metrics.mjs'),
+    check(`import { watch, detectorOf } from 'poolwatch';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const mainLoadedPeers = ${peersLoaded};
+const { registerOtelMetrics } = await import('poolwatch/otel');
+const { registerPrometheusMetrics } = await import('poolwatch/prometheus');
+const { Registry } = require('prom-client');
+const { createPool } = require('generic-pool');
+const cjsOtel = require('poolwatch/otel').registerOtelMetrics;
+const cjsPrometheus = require('poolwatch/prometheus').registerPrometheusMetrics;`),
+  );
+  await writeFile(
+    join(dir, 'metrics.cjs'),
+    check(`const { watch, detectorOf } = require('poolwatch');
+const mainLoadedPeers = ${peersLoaded};
+const { registerOtelMetrics } = require('poolwatch/otel');
+const { registerPrometheusMetrics } = require('poolwatch/prometheus');
+const { Registry } = require('prom-client');
+const { createPool } = require('generic-pool');
+const cjsOtel = registerOtelMetrics;
+const cjsPrometheus = registerPrometheusMetrics;`),
+  );
+  for (const file of ['metrics.mjs', 'metrics.cjs']) {
+    const result = (await node(dir, file)) as Record<string, unknown>;
+    t.equal(result.mainLoadedPeers, false, `${file}: 'poolwatch' itself loads neither prom-client nor @opentelemetry`);
+    t.match(String(result.text), 'db_client_connection_count{db_client_connection_pool_name="packed",db_client_connection_state="used"} 1', `${file}: the registry shows the leased connection`);
+    t.equal(result.same, true, `${file}: ESM and CJS give the same functions`);
   }
 });
 
