@@ -1,5 +1,5 @@
 import { Detector, watchingDetectors } from '../detector.js';
-import { codes, describe } from '../errors.js';
+import { PoolwatchTypeError, codes, describe } from '../errors.js';
 import { formatReportGroups, groupReports, groupHeadline } from '../report-group.js';
 import type { LeakReport } from '../report.js';
 
@@ -55,7 +55,7 @@ export function expectNoLeaks(detector?: Detector | ExpectNoLeaksOptions, option
     detector = undefined;
   }
   if (detector !== undefined && !(detector instanceof Detector)) {
-    throw new TypeError(`Expected the detector of expectNoLeaks() to be a Detector (from createDetector() or detectorOf(pool)), got ${describe(detector)}.`);
+    throw new PoolwatchTypeError(codes.invalidOption, `Expected the detector of expectNoLeaks() to be a Detector (from createDetector() or detectorOf(pool)), got ${describe(detector)}.`);
   }
   const { name, color = defaultColor() } = options ?? {};
   const detectors = detector === undefined ? watchingDetectors() : [detector];

@@ -137,5 +137,5 @@ t.test('options alone may be given, and a wrong detector is a TypeError', async 
   const { pool } = watched(t, 'db');
   await pool.acquire();
   t.match(caught(() => expectNoLeaks({ name: 'only options' }))!.message, 'after test "only options"');
-  t.throws(() => expectNoLeaks(42 as never), TypeError);
+  t.throws(() => expectNoLeaks(42 as never), { name: 'PoolwatchTypeError', code: codes.invalidOption });
 });
