@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import express, { type Request } from 'express';
-import { expressScope } from '../../lib/integrations/index.js';
+import { expressScope } from '../../lib/integrations/http.js';
 import { requestScopeSuite, type Routes, type Started } from '../helpers/http-scope.js';
 
 function app(routes: Routes, options: { scoped: boolean; client?: boolean }) {

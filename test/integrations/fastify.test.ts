@@ -3,7 +3,7 @@ import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { createPool } from 'generic-pool';
 import { createDetector, type LeakReport } from '../../lib/index.js';
-import { fastifyScope } from '../../lib/integrations/index.js';
+import { fastifyScope } from '../../lib/integrations/http.js';
 import { requestScopeSuite, type Routes, type Started } from '../helpers/http-scope.js';
 
 async function start(routes: Routes, options: { scoped: boolean; client?: boolean }): Promise<Started> {

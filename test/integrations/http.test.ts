@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { createPool } from 'generic-pool';
 import { createDetector, type LeakReport } from '../../lib/index.js';
-import { requestScope } from '../../lib/integrations/index.js';
-import { pathOf } from '../../lib/integrations/http.js';
+import { requestScope } from '../../lib/integrations/http.js';
+import { pathOf } from '../../lib/integrations/request-scope.js';
 import { requestScopeSuite, type Conn, type Routes, type Started } from '../helpers/http-scope.js';
 
 // A hand-written router: what a plain node:http app does.

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import Koa from 'koa';
-import { koaScope } from '../../lib/integrations/index.js';
+import { koaScope } from '../../lib/integrations/http.js';
 import { requestScopeSuite, type Routes, type Started } from '../helpers/http-scope.js';
 
 // Koa has no router of its own: the routes are matched by hand, so the route label is the path.
