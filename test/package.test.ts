@@ -368,6 +368,28 @@ const cjsPrometheus = registerPrometheusMetrics;`),
   }
 });
 
+t.test('poolwatch/http exports the same names through ESM import and CJS require; importing poolwatch itself loads none of it', async (t) => {
+  const { dir } = await consumer();
+  await writeFile(
+    join(dir, 'http.mjs'),
+    `import { createRequire } from 'node:module';
+import 'poolwatch';
+const require = createRequire(import.meta.url);
+const mainLoadedHttp = Object.keys(require.cache).some((path) => /[\\\\/]dist[\\\\/]integrations[\\\\/]/.test(path));
+const esm = await import('poolwatch/http');
+const cjs = require('poolwatch/http');
+const esmNames = Object.keys(esm).sort();
+const cjsNames = Object.keys(cjs).sort();
+console.log(JSON.stringify({ mainLoadedHttp, esmNames, cjsNames, same: cjsNames.every((name) => esm[name] === cjs[name]) }));
+`,
+  );
+  const result = (await node(dir, 'http.mjs')) as Record<string, unknown>;
+  t.equal(result.mainLoadedHttp, false, "'poolwatch' itself loads no integration code");
+  t.same(result.cjsNames, ['expressScope', 'fastifyScope', 'koaScope', 'requestScope'], 'the CJS entry exports the four request scopes');
+  t.same(result.esmNames, result.cjsNames, 'the ESM entry exports every name the CJS entry exports, and no other');
+  t.equal(result.same, true, 'each ESM export is the very CJS value');
+});
+
 t.test('TypeScript consumers, ESM (.mts) and CJS (.cts), type-check against the packed declarations', async (t) => {
   const { dir } = await consumer();
   const body = `
