@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathOf, requestLabels, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions } from './http.js';
+import { pathOf, requestLabels, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions } from './request-scope.js';
 
 /** What poolwatch reads of a Fastify request (Fastify 4.10+ and 5). */
 export interface FastifyRequestLike {

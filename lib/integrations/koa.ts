@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathOf, requestLabels, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions } from './http.js';
+import { pathOf, requestLabels, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions } from './request-scope.js';
 
 /** What poolwatch reads of a Koa context (Koa 2 and 3). */
 export interface KoaContextLike {
