@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import { PoolwatchTypeError, codes, describe } from '../errors.js';
-import { patchMethod, trackPromise } from './patch.js';
+import { callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { Adapter, Tracker } from './types.js';
 
 /** A method given by name, or as the function itself (`pool.checkout`). */
@@ -125,13 +125,7 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
               });
               args = copy;
             }
-            let result: unknown;
-            try {
-              result = original.apply(this, args as unknown[]);
-            } catch (error) {
-              tracker.fail(lease, error);
-              throw error;
-            }
+            const result = callAcquire<unknown>(tracker, lease, original, this, args as unknown[]);
             if (args !== arguments) return result;
             if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
               return trackPromise(result as PromiseLike<unknown>, (connection) => handover(lease, connection), (error) => tracker.fail(lease, error));

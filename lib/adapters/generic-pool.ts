@@ -1,5 +1,5 @@
 import type { Pool } from 'generic-pool';
-import { patchMethod, trackPromise } from './patch.js';
+import { callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 type AnyPool = Pool<unknown>;
@@ -27,13 +27,7 @@ export const genericPool: BuiltinAdapter = {
       patchMethod<AnyPool['acquire']>(pool, 'acquire', (original) =>
         function acquire(this: AnyPool, priority?: number) {
           const lease = tracker.begin(acquire);
-          let promise: PromiseLike<unknown>;
-          try {
-            promise = original.apply(this, arguments as unknown as [number?]);
-          } catch (error) {
-            tracker.fail(lease, error);
-            throw error;
-          }
+          const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, this, arguments as unknown as [number?]);
           return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
         },
       ),

@@ -1,5 +1,5 @@
 import type { Trace } from '../stack.js';
-import { patchMethod, trackPromise } from './patch.js';
+import { callAcquire, patchMethod, trackPromise } from './patch.js';
 import { tarnHolds } from './tarn.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
@@ -141,13 +141,7 @@ export const knex: BuiltinAdapter = {
           const via = handoffVia ?? 'acquireConnection';
           handoff = handoffVia = undefined;
           const lease = trace === undefined ? tracker.begin(acquireConnection, via) : tracker.begin(acquireConnection, via, trace);
-          let promise: Promise<unknown>;
-          try {
-            promise = original.apply(this, arguments as unknown as []);
-          } catch (error) {
-            tracker.fail(lease, error);
-            throw error;
-          }
+          const promise = callAcquire<Promise<unknown>>(tracker, lease, original, this, arguments as unknown as []);
           return trackPromise(promise, (connection) => handover(lease, connection, via), (error) => tracker.fail(lease, error)) as Promise<unknown>;
         },
       ),

@@ -1,5 +1,5 @@
 import type { Lease } from '../lease.js';
-import { patchMethod, trackPromise } from './patch.js';
+import { callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** What this adapter touches of a mariadb 3 connection handed out by a pool. */
@@ -118,13 +118,7 @@ export const mariadb: BuiltinAdapter = {
       patchMethod<MariadbPool['getConnection']>(pool, 'getConnection', (original) =>
         function getConnection(this: MariadbPool) {
           const lease = tracker.begin(getConnection);
-          let promise: Promise<PoolConnection>;
-          try {
-            promise = original.apply(this, arguments as unknown as []);
-          } catch (error) {
-            tracker.fail(lease, error);
-            throw error;
-          }
+          const promise = callAcquire<Promise<PoolConnection>>(tracker, lease, original, this, arguments as unknown as []);
           return trackPromise(
             promise,
             (connection) => {
@@ -151,13 +145,7 @@ export const mariadb: BuiltinAdapter = {
             }
             const wrapper = function (this: MariadbPool) {
               const lease = tracker.begin(wrapper, key);
-              let promise: PromiseLike<unknown>;
-              try {
-                promise = original.apply(this, arguments as unknown as unknown[]);
-              } catch (error) {
-                tracker.fail(lease, error);
-                throw error;
-              }
+              const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, this, arguments as unknown as unknown[]);
               tracker.handover(lease, lease);
               return trackPromise(promise, () => settle(lease), () => settle(lease));
             };

@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { PoolwatchTypeError, codes } from '../errors.js';
 import type { Lease } from '../lease.js';
-import { patchMethod } from './patch.js';
+import { callAcquire, patchMethod } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 // The parts of mysql2 3 (lib/base/pool.js, lib/pool_connection.js) that poolwatch touches.
@@ -128,12 +128,7 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
           return (callback as Function).apply(this, arguments);
         });
         callbacks.add(bound);
-        try {
-          return original.call(this, bound);
-        } catch (error) {
-          tracker.fail(lease, error);
-          throw error;
-        }
+        return callAcquire(tracker, lease, original, this, [bound]);
       },
     ),
     ...(['query', 'execute'] as const).map((via) =>

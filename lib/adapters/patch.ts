@@ -1,3 +1,6 @@
+import type { Lease } from '../lease.js';
+import type { Tracker } from './types.js';
+
 /**
  * Replaces `target[key]` with `wrap(original)` and returns what restores it: the
  * original own property, or none, so the prototype's method shows through again.
@@ -15,6 +18,19 @@ export function patchMethod<F extends Function>(target: object, key: string, wra
     if (own === undefined) delete record[key];
     else Object.defineProperty(target, key, own);
   };
+}
+
+/**
+ * Calls the pool's own acquire for `lease`: a synchronous throw fails the lease and
+ * reaches the app unchanged.
+ */
+export function callAcquire<R = unknown>(tracker: Tracker, lease: Lease, original: Function, self: unknown, args: ArrayLike<unknown>): R {
+  try {
+    return original.apply(self, args) as R;
+  } catch (error) {
+    tracker.fail(lease, error);
+    throw error;
+  }
 }
 
 /**

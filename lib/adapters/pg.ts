@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Lease } from '../lease.js';
-import { patchMethod, trackPromise } from './patch.js';
+import { callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** A checked-out client as pg-pool hands it over: `release` is assigned afresh at each checkout. */
@@ -82,20 +82,9 @@ export const pg: BuiltinAdapter = {
               }
               return callback.call(this, error, client, handover(lease, client));
             });
-            try {
-              return original.call(this, bound);
-            } catch (error) {
-              tracker.fail(lease, error);
-              throw error;
-            }
+            return callAcquire(tracker, lease, original, this, [bound]);
           }
-          let result: PromiseLike<PgClient> | undefined;
-          try {
-            result = original.apply(this, arguments as unknown as [ConnectCallback?]);
-          } catch (error) {
-            tracker.fail(lease, error);
-            throw error;
-          }
+          const result = callAcquire<PromiseLike<PgClient> | undefined>(tracker, lease, original, this, arguments as unknown as [ConnectCallback?]);
           if (typeof result?.then !== 'function') {
             tracker.fail(lease);
             return result;

@@ -1,4 +1,4 @@
-import { patchMethod, trackPromise } from './patch.js';
+import { callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** What a tarn acquire returns: the pending operation, whose `promise` settles with the resource. */
@@ -57,13 +57,7 @@ export const tarn: BuiltinAdapter = {
       patchMethod<TarnPool['acquire']>(pool, 'acquire', (original) =>
         function acquire(this: TarnPool) {
           const lease = tracker.begin(acquire);
-          let pending: PendingAcquire;
-          try {
-            pending = original.apply(this, arguments as unknown as []);
-          } catch (error) {
-            tracker.fail(lease, error);
-            throw error;
-          }
+          const pending = callAcquire<PendingAcquire>(tracker, lease, original, this, arguments as unknown as []);
           // tarn chains on `promise` the same way; its destroy() and validation read it back from the object.
           pending.promise = trackPromise(
             pending.promise,
