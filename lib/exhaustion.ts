@@ -1,4 +1,4 @@
-import { formatDuration } from './report.js';
+import { formatDuration, formatLabels } from './report.js';
 import type { Lease, LeaseInfo } from './lease.js';
 import type { Labels } from './options.js';
 
@@ -49,12 +49,6 @@ function group(leases: readonly Lease[], at: number): HolderGroup[] {
     if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(lease.context);
   }
   return [...bySite.values()].sort((a, b) => b.count - a.count || b.oldestHeldMs - a.oldestHeldMs);
-}
-
-function formatLabels(labels: Labels): string {
-  return Object.entries(labels)
-    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
-    .join(' ');
 }
 
 /** Describes who holds a pool: its open leases (oldest first), grouped by call site. */

@@ -1,5 +1,4 @@
-import { formatDuration, type FormatOptions, type LeakReport } from './report.js';
-import type { Labels } from './options.js';
+import { formatDuration, formatLabels, type FormatOptions, type LeakReport } from './report.js';
 
 /** Leak reports of one pool from one call site: what a person fixes once. */
 export interface ReportGroup {
@@ -43,12 +42,6 @@ export function groupReports(reports: readonly LeakReport[]): ReportGroup[] {
 /** `test/x.test.ts:42` from `test/x.test.ts:42:11`: people look for the line. */
 function fileAndLine(callSite: string): string {
   return callSite.replace(/:\d+$/, '');
-}
-
-function formatLabels(labels: Labels): string {
-  const entries = Object.entries(labels);
-  if (entries.length === 0) return '(none)';
-  return entries.map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' ');
 }
 
 /** The one-line heading of a group: `3 leases from test/x.test.ts:42 in pool "main", oldest held 31.0 s`. */

@@ -23,7 +23,8 @@ export function formatDuration(ms: number): string {
   return `${minutes} min ${Math.round((ms - minutes * 60_000) / 1000)} s`;
 }
 
-function formatLabels(labels: Labels): string {
+/** Labels as people read them: `route=GET /users requestId=r-7`, or `(none)`. */
+export function formatLabels(labels: Labels): string {
   const entries = Object.entries(labels);
   if (entries.length === 0) return '(none)';
   return entries.map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' ');
