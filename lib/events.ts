@@ -1,4 +1,4 @@
-import { ListenerError } from './errors.js';
+import { ListenerError, PoolwatchTypeError, codes, describe } from './errors.js';
 import { channels, type ChannelEvent } from './channels.js';
 import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
@@ -53,6 +53,18 @@ interface Once {
   listener: AnyListener;
 }
 
+const eventNames: ReadonlySet<string> = new Set<EventName>(['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse', 'exhausted', 'error']);
+
+// A mistyped event name would otherwise register a listener that never runs.
+function checkListener(event: unknown, listener: unknown): void {
+  if (typeof event !== 'string' || !eventNames.has(event)) {
+    throw new PoolwatchTypeError(codes.invalidOption, `Unknown event ${describe(event)}. Expected one of: ${[...eventNames].join(', ')}.`);
+  }
+  if (typeof listener !== 'function') {
+    throw new PoolwatchTypeError(codes.invalidOption, `Expected the listener of '${event}' to be a function, got ${describe(listener)}.`);
+  }
+}
+
 /**
  * Typed events. Listeners run in try/catch: one that throws never reaches the pool; its
  * error goes to `error` listeners, or once to a process warning.
@@ -63,11 +75,13 @@ export class Emitter {
   #warned = new WeakSet<object>();
 
   on<E extends EventName>(event: E, listener: Listener<E>): this {
+    checkListener(event, listener);
     this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener as AnyListener]);
     return this;
   }
 
   once<E extends EventName>(event: E, listener: Listener<E>): this {
+    checkListener(event, listener);
     const once = ((payload: never) => {
       this.off(event, listener);
       (listener as AnyListener)(payload);

@@ -177,3 +177,9 @@ t.test("calls the detector's onLeak once per leak, whatever options watch() gets
   await clock.tickAsync(100);
   t.same(reports.map((r) => r.pool), ['generic-pool', 'named']);
 });
+
+t.test('refuses a listener for an unknown event or one that is not a function', async (t) => {
+  const detector = createDetector();
+  t.throws(() => detector.on('leek' as never, () => {}), { code: 'POOLWATCH_INVALID_OPTION', message: /Unknown event `"leek"` \(string\)\. Expected one of: acquire, release, destroy, leak,/ });
+  t.throws(() => detector.once('leak', 'log' as never), { code: 'POOLWATCH_INVALID_OPTION', message: /listener of 'leak' to be a function, got `"log"`/ });
+});
