@@ -200,11 +200,6 @@ export class Detector {
     this.#disarm();
   }
 
-  /** Whether this detector watches any pool. */
-  get watching(): boolean {
-    return this.#pools.size > 0;
-  }
-
   #freeName(base: string): string {
     if (!this.#nameTaken(base)) return base;
     let n = 2;
