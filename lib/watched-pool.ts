@@ -130,11 +130,12 @@ export class WatchedPool implements Tracker {
     return trace;
   }
 
-  handover(lease: Lease, resource: unknown): void {
+  handover(lease: Lease, resource: unknown, immediate?: boolean): void {
     // A callback called twice, or a handover after unwatch: nothing to record.
     if (lease.state !== pending || !this.#active) return;
     try {
-      const at = now();
+      // A clock read is a good share of a cycle's cost: one per acquire, when it can be.
+      const at = immediate === true ? lease.requestedMono : now();
       this.#waiting--;
       lease.state = open;
       lease.resource = resource;

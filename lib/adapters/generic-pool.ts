@@ -1,8 +1,68 @@
 import type { Pool } from 'generic-pool';
 import { callAcquire, patchMethod, trackPromise } from './patch.js';
+import type { Lease } from '../lease.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 type AnyPool = Pool<unknown>;
+
+/** generic-pool's request for a connection: the deferred its `acquire()` promise belongs to. */
+interface ResourceRequest {
+  resolve(value: unknown): void;
+  reject(reason: unknown): void;
+  [leaseKey]?: Lease;
+}
+
+interface Internals {
+  _waitingClientsQueue: { enqueue(request: ResourceRequest, priority?: number): void };
+}
+
+const leaseKey = Symbol('poolwatch.lease');
+
+/**
+ * Sees the handover inside generic-pool itself: every `acquire()` enqueues one request,
+ * and the pool resolves it with the connection (or rejects it on its timeout). Following
+ * the request, rather than chaining on the promise the app gets, spares a promise and a
+ * microtask per acquire, and the app gets the pool's own promise object. Returns
+ * undefined when the pool's internals are not the shape this expects, and the adapter
+ * then follows the promise instead.
+ */
+function followRequests(pool: AnyPool, tracker: Tracker) {
+  const queue = (pool as unknown as Partial<Internals>)._waitingClientsQueue;
+  if (typeof queue?.enqueue !== 'function') return undefined;
+  const state = {
+    // The lease of the acquire() now running, until its request is enqueued.
+    pending: undefined as Lease | undefined,
+    // The acquire() now running: a handover inside it happens as it is asked for.
+    current: undefined as Lease | undefined,
+    restore: () => {},
+  };
+  // Own properties on each request, not patches of generic-pool's classes: other pools,
+  // watched or not, are untouched.
+  function resolve(this: ResourceRequest, value: unknown) {
+    const lease = this[leaseKey];
+    Object.getPrototypeOf(this).resolve.call(this, value);
+    if (lease !== undefined) tracker.handover(lease, value, lease === state.current);
+  }
+  function reject(this: ResourceRequest, reason: unknown) {
+    const lease = this[leaseKey];
+    // Before the promise rejects, so the timeout error already names who holds the pool.
+    if (lease !== undefined) tracker.fail(lease, reason);
+    Object.getPrototypeOf(this).reject.call(this, reason);
+  }
+  state.restore = patchMethod<Internals['_waitingClientsQueue']['enqueue']>(queue, 'enqueue', (original) =>
+    function enqueue(this: unknown, request: ResourceRequest) {
+      const lease = state.pending;
+      if (lease !== undefined && typeof request === 'object' && request !== null) {
+        state.pending = undefined;
+        request[leaseKey] = lease;
+        request.resolve = resolve;
+        request.reject = reject;
+      }
+      return original.apply(this, arguments as unknown as [ResourceRequest]);
+    },
+  );
+  return state;
+}
 
 /** generic-pool 3: `acquire()` → promise, `release(r)`, `destroy(r)`; `use(fn)` goes through both. */
 export const genericPool: BuiltinAdapter = {
@@ -23,11 +83,30 @@ export const genericPool: BuiltinAdapter = {
   },
 
   install(pool, tracker: Tracker) {
+    const requests = followRequests(pool as AnyPool, tracker);
     const restores = [
       patchMethod<AnyPool['acquire']>(pool, 'acquire', (original) =>
         function acquire(this: AnyPool, priority?: number) {
           const lease = tracker.begin(acquire);
-          const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, this, arguments as unknown as [number?]);
+          if (requests === undefined) {
+            const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, this, arguments as unknown as [number?]);
+            return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
+          }
+          const outer = requests.current;
+          requests.pending = requests.current = lease;
+          let promise: Promise<unknown>;
+          try {
+            promise = original.apply(this, arguments as unknown as [number?]);
+          } catch (error) {
+            requests.pending = undefined;
+            tracker.fail(lease, error);
+            throw error;
+          } finally {
+            requests.current = outer;
+          }
+          if (requests.pending !== lease) return promise;
+          // Refused without a request (draining, too many waiting): the promise says why.
+          requests.pending = undefined;
           return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
         },
       ),
@@ -44,6 +123,7 @@ export const genericPool: BuiltinAdapter = {
         },
       ),
     ];
+    if (requests !== undefined) restores.push(requests.restore);
     return () => {
       for (const restore of restores) restore();
     };

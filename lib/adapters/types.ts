@@ -18,8 +18,11 @@ export interface Tracker {
    * adapters whose pool acquires later than the app's call (pass it to `begin`).
    */
   capture(caller: Function): Trace | null;
-  /** The pool handed `resource` over for `lease`. */
-  handover(lease: Lease, resource: unknown): void;
+  /**
+   * The pool handed `resource` over for `lease`. `immediate`: inside the acquire call
+   * itself, so the time it was asked for is the time it was handed over.
+   */
+  handover(lease: Lease, resource: unknown, immediate?: boolean): void;
   /** The acquire failed or timed out (with `error`, when known): nothing was handed over. */
   fail(lease: Lease, error?: unknown): void;
   /** The app gave `resource` back (`destroyed`: the pool will discard it); `caller` as for begin. */
