@@ -72,11 +72,26 @@ function checkListener(event: unknown, listener: unknown): void {
 export class Emitter {
   // Arrays are replaced, never mutated, so an emit in progress is unaffected by on/off.
   #listeners = new Map<EventName, readonly AnyListener[]>();
+  /**
+   * Whether each event has a listener. The acquire/release path reads these fields by
+   * name (with the channel's `hasSubscribers`) instead of calling `wanted()`: ~15 ns a cycle.
+   */
+  readonly listened: { readonly [E in EventName]: boolean } = {
+    acquire: false,
+    release: false,
+    destroy: false,
+    leak: false,
+    'leak-released': false,
+    misuse: false,
+    exhausted: false,
+    error: false,
+  };
   #warned = new WeakSet<object>();
 
   on<E extends EventName>(event: E, listener: Listener<E>): this {
     checkListener(event, listener);
     this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener as AnyListener]);
+    (this.listened as Record<EventName, boolean>)[event] = true;
     return this;
   }
 
@@ -96,14 +111,16 @@ export class Emitter {
     const index = list.findIndex((fn) => fn === listener || (fn as Partial<Once>).listener === listener);
     if (index === -1) return this;
     const next = list.filter((_, i) => i !== index);
-    if (next.length === 0) this.#listeners.delete(event);
-    else this.#listeners.set(event, next);
+    if (next.length === 0) {
+      this.#listeners.delete(event);
+      (this.listened as Record<EventName, boolean>)[event] = false;
+    } else this.#listeners.set(event, next);
     return this;
   }
 
   /** Whether emitting `event` would reach anyone: a listener or a channel subscriber. */
   wanted(event: ChannelEvent): boolean {
-    return this.#listeners.has(event) || channels[event].hasSubscribers;
+    return this.listened[event] || channels[event].hasSubscribers;
   }
 
   emit<E extends ChannelEvent>(event: E, payload: DetectorEvents[E][0]): void {

@@ -7,7 +7,7 @@ export class Trace {
 }
 
 // Deep enough to see past a pool library's and an ORM's frames to the app's own line.
-const captureDepth = 32;
+export const captureDepth = 32;
 
 /** Captures the caller's stack above `above` (which, and whose callers' frames, are left out). */
 export function captureTrace(above: Function): Trace {
