@@ -126,7 +126,7 @@ export class WatchedPool implements Tracker {
       if (limit < captureDepth) Error.stackTraceLimit = captureDepth;
       Error.captureStackTrace(trace, caller);
       Error.stackTraceLimit = limit;
-      if (this.stacks === 'auto') this.#sampler.spent(now() - at);
+      if (this.stacks === 'auto') this.#sampler.spent(at, now() - at);
     }
     const scope = currentScope();
     const labels = this.#context === undefined && scope === undefined ? traceLabels() : mergeLabels(this.#labels(), scope, traceLabels());
@@ -137,7 +137,7 @@ export class WatchedPool implements Tracker {
     const at = now();
     if (!this.#sampler.wants(at)) return null;
     const trace = captureTrace(caller);
-    if (this.stacks === 'auto') this.#sampler.spent(now() - at);
+    if (this.stacks === 'auto') this.#sampler.spent(at, now() - at);
     return trace;
   }
 

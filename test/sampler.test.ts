@@ -1,0 +1,67 @@
+// The capture budget of stacks: 'auto', driven with explicit times. Each test starts
+// far beyond the previous one's times: the process-wide budget is shared state.
+import t from 'tap';
+import { Sampler } from '../lib/sampler.js';
+
+let epoch = 1e9;
+const start = () => (epoch += 1e8);
+
+t.test("'auto' captures until its credit is spent, then earns it back from time passing", async (t) => {
+  const at = start();
+  const sampler = new Sampler('auto');
+  t.ok(sampler.wants(at), 'a fresh process has credit');
+  sampler.spent(at, 6);
+  t.notOk(sampler.wants(at + 1), 'spent');
+  sampler.held(1_000);
+  t.notOk(sampler.wants(at + 2), 'connection time alone does not refill the process budget');
+  t.ok(sampler.wants(at + 700), '1% of 0.7 s refills it');
+});
+
+t.test('ten connections held at once earn no more capture time than the wall clock allows', async (t) => {
+  const at = start();
+  const sampler = new Sampler('auto');
+  sampler.wants(at);
+  sampler.spent(at, 6);
+  // 10 leases each held 50 ms over the same 50 ms: 0.5 s of holding, 0.05 s of time.
+  for (let i = 0; i < 10; i++) sampler.held(50);
+  t.notOk(sampler.wants(at + 50), '1% of 50 ms does not pay back 6 ms of captures');
+  t.ok(sampler.wants(at + 600), 'while 1% of 600 ms does');
+});
+
+t.test('the process budget is shared by every pool', async (t) => {
+  const at = start();
+  const one = new Sampler('auto');
+  const two = new Sampler('auto');
+  t.ok(one.wants(at));
+  one.spent(at, 6);
+  t.notOk(two.wants(at + 1), "another pool's sampler sees the budget spent");
+});
+
+t.test('an alert captures every lease for a minute, and those captures are not charged', async (t) => {
+  const at = start();
+  const sampler = new Sampler('auto');
+  sampler.wants(at);
+  sampler.spent(at, 6);
+  t.notOk(sampler.wants(at + 1));
+  sampler.alert(at + 2);
+  let captured = 0;
+  for (let i = 0; i < 1000; i++) {
+    if (!sampler.wants(at + 3 + i)) continue;
+    captured++;
+    sampler.spent(at + 3 + i, 5);
+  }
+  t.equal(captured, 1000, 'every lease in the alert');
+  t.ok(sampler.wants(at + 60_001), 'still within the minute');
+  sampler.held(200);
+  t.ok(sampler.wants(at + 60_002), 'after it, the 5 ms of alert captures are not owed');
+});
+
+t.test("'always' and 'never' ignore the budget", async (t) => {
+  const at = start();
+  const always = new Sampler('always');
+  const never = new Sampler('never');
+  always.spent(at, 1e6);
+  t.ok(always.wants(at));
+  never.alert(at);
+  t.notOk(never.wants(at + 1));
+});
