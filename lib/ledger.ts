@@ -39,7 +39,11 @@ export class Ledger {
     return lease !== undefined && lease.state !== open ? lease : undefined;
   }
 
-  add(lease: Lease): void {
+  /**
+   * Adds a lease just handed over; returns the lease its resource still had open, if any
+   * (it came back by a path poolwatch did not see), for the caller to close.
+   */
+  add(lease: Lease): Lease | undefined {
     lease.prev = this.#tail;
     lease.next = null;
     if (this.#tail === null) this.#head = lease;
@@ -48,8 +52,15 @@ export class Ledger {
     if (this.#due === null) this.#due = lease;
     this.#size++;
     const resource = lease.resource;
-    if (isObject(resource)) this.#byObject.set(resource, lease);
-    else this.#byValue.set(resource, lease);
+    let previous: Lease | undefined;
+    if (isObject(resource)) {
+      previous = this.#byObject.get(resource);
+      this.#byObject.set(resource, lease);
+    } else {
+      previous = this.#byValue.get(resource);
+      this.#byValue.set(resource, lease);
+    }
+    return previous !== undefined && previous.state === open ? previous : undefined;
   }
 
   remove(lease: Lease): void {
@@ -62,7 +73,8 @@ export class Ledger {
     lease.prev = lease.next = null;
     this.#size--;
     if (this.#late.size !== 0) this.#late.delete(lease);
-    if (!isObject(lease.resource)) this.#byValue.delete(lease.resource);
+    // A newer lease of the same value may already own the entry (see add).
+    if (!isObject(lease.resource) && this.#byValue.get(lease.resource) === lease) this.#byValue.delete(lease.resource);
   }
 
   /** Gives `lease` its own deadline (monotonic ms), in place of the pool's threshold. */

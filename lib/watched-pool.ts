@@ -129,7 +129,7 @@ export class WatchedPool implements Tracker {
       if (this.stacks === 'auto') this.#sampler.spent(at, now() - at);
     }
     const scope = currentScope();
-    const labels = this.#context === undefined && scope === undefined ? traceLabels() : mergeLabels(this.#labels(), scope, traceLabels());
+    const labels = this.#context === undefined && scope === undefined ? traceLabels(at) : mergeLabels(this.#labels(), scope, traceLabels(at));
     return new Lease(this, at, labels ?? emptyLabels, trace, via ?? this.adapter.acquireMethod, scope);
   }
 
@@ -154,25 +154,29 @@ export class WatchedPool implements Tracker {
       lease.leaseId = this.host.nextLeaseId();
       lease.deadline = at + this.thresholdMs;
       // The pool handed out a connection we still count as leased: it came back by a path we do not see.
-      const stale = this.ledger.find(resource);
+      const stale = this.ledger.add(lease);
       if (stale !== undefined) this.#close(stale, at, false);
-      this.ledger.add(lease);
       this.#acquired++;
       if (this.ledger.size > this.#peakOpen) this.#peakOpen = this.ledger.size;
-      const scope = lease.scope;
-      if (scope !== undefined) {
-        // Handed over after its scope ended (an acquire nobody awaited): already a leak.
-        if (scope.ended) this.report(lease, 'scope-ended', at);
-        else scope.open.add(lease);
-      }
       this.#waited.add(at - lease.requestedMono);
       if (lease.deadline !== Infinity) this.host.schedule(lease.deadline);
-      const { emitter } = this.host;
-      if (emitter.listened.acquire || channels.acquire.hasSubscribers) emitter.emit('acquire', lease);
-      if (leaseLogging()) logLease('%s: acquired lease #%d after %s', this.name, lease.leaseId, formatDuration(lease.waitedMs));
+      // What most acquires skip, kept out of line so this path stays small enough to inline.
+      if (lease.scope !== undefined || this.host.emitter.listened.acquire || channels.acquire.hasSubscribers || leaseLogging()) this.#opened(lease, at);
     } catch (error) {
       this.host.emitter.surface(this, 'internal error on acquire', error);
     }
+  }
+
+  #opened(lease: Lease, at: number): void {
+    const scope = lease.scope;
+    if (scope !== undefined) {
+      // Handed over after its scope ended (an acquire nobody awaited): already a leak.
+      if (scope.ended) this.report(lease, 'scope-ended', at);
+      else scope.open.add(lease);
+    }
+    const { emitter } = this.host;
+    if (emitter.listened.acquire || channels.acquire.hasSubscribers) emitter.emit('acquire', lease);
+    if (leaseLogging()) logLease('%s: acquired lease #%d after %s', this.name, lease.leaseId, formatDuration(lease.waitedMs));
   }
 
   fail(lease: Lease, error?: unknown): void {
@@ -236,12 +240,25 @@ export class WatchedPool implements Tracker {
     lease.state = closed;
     lease.releasedMono = at;
     this.ledger.remove(lease);
-    lease.scope?.open.delete(lease);
     const heldMs = at - lease.acquiredMono;
     this.#held.add(heldMs);
     this.#sampler.held(heldMs);
     if (destroyed) this.#destroyed++;
     else this.#released++;
+    const { emitter } = this.host;
+    // As in handover: what most releases skip is out of line.
+    if (
+      lease.scope !== undefined ||
+      lease.report !== null ||
+      (destroyed ? emitter.listened.destroy || channels.destroy.hasSubscribers : emitter.listened.release || channels.release.hasSubscribers) ||
+      leaseLogging()
+    ) {
+      this.#closed(lease, at, heldMs, destroyed);
+    }
+  }
+
+  #closed(lease: Lease, at: number, heldMs: number, destroyed: boolean): void {
+    lease.scope?.open.delete(lease);
     const { emitter } = this.host;
     if (lease.report !== null) {
       const report = lease.report;
