@@ -1,5 +1,6 @@
-// The capture budget of stacks: 'auto', driven with explicit times. Each test starts
-// far beyond the previous one's times: the process-wide budget is shared state.
+// The capture budget of stacks: 'auto' (half a percent of hold time and of the process's
+// time, 1 ms up front), driven with explicit times. Each test starts far beyond the
+// previous one's times: the process-wide budget is shared state.
 import t from 'tap';
 import { Sampler } from '../lib/sampler.js';
 
@@ -10,22 +11,22 @@ t.test("'auto' captures until its credit is spent, then earns it back from time 
   const at = start();
   const sampler = new Sampler('auto');
   t.ok(sampler.wants(at), 'a fresh process has credit');
-  sampler.spent(at, 6);
+  sampler.spent(at, 2);
   t.notOk(sampler.wants(at + 1), 'spent');
   sampler.held(1_000);
   t.notOk(sampler.wants(at + 2), 'connection time alone does not refill the process budget');
-  t.ok(sampler.wants(at + 700), '1% of 0.7 s refills it');
+  t.ok(sampler.wants(at + 300), 'half a percent of 0.3 s refills it');
 });
 
 t.test('ten connections held at once earn no more capture time than the wall clock allows', async (t) => {
   const at = start();
   const sampler = new Sampler('auto');
   sampler.wants(at);
-  sampler.spent(at, 6);
-  // 10 leases each held 50 ms over the same 50 ms: 0.5 s of holding, 0.05 s of time.
+  sampler.spent(at, 2);
+  // 10 leases each held 50 ms over the same 50 ms: 0.5 s of holding in 0.05 s.
   for (let i = 0; i < 10; i++) sampler.held(50);
-  t.notOk(sampler.wants(at + 50), '1% of 50 ms does not pay back 6 ms of captures');
-  t.ok(sampler.wants(at + 600), 'while 1% of 600 ms does');
+  t.notOk(sampler.wants(at + 50), 'half a percent of 50 ms does not pay back 2 ms of captures');
+  t.ok(sampler.wants(at + 300), 'while half a percent of 300 ms does');
 });
 
 t.test('the process budget is shared by every pool', async (t) => {
@@ -33,7 +34,7 @@ t.test('the process budget is shared by every pool', async (t) => {
   const one = new Sampler('auto');
   const two = new Sampler('auto');
   t.ok(one.wants(at));
-  one.spent(at, 6);
+  one.spent(at, 2);
   t.notOk(two.wants(at + 1), "another pool's sampler sees the budget spent");
 });
 
@@ -41,7 +42,7 @@ t.test('an alert captures every lease for a minute, and those captures are not c
   const at = start();
   const sampler = new Sampler('auto');
   sampler.wants(at);
-  sampler.spent(at, 6);
+  sampler.spent(at, 2);
   t.notOk(sampler.wants(at + 1));
   sampler.alert(at + 2);
   let captured = 0;
@@ -52,8 +53,8 @@ t.test('an alert captures every lease for a minute, and those captures are not c
   }
   t.equal(captured, 1000, 'every lease in the alert');
   t.ok(sampler.wants(at + 60_001), 'still within the minute');
-  sampler.held(200);
-  t.ok(sampler.wants(at + 60_002), 'after it, the 5 ms of alert captures are not owed');
+  sampler.held(400);
+  t.ok(sampler.wants(at + 60_002), 'after it, the 5 s of alert captures are not owed');
 });
 
 t.test("'always' and 'never' ignore the budget", async (t) => {
