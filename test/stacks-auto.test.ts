@@ -10,17 +10,20 @@ import { siteOf } from './helpers/site.js';
 type Conn = { id: number };
 let ids = 0;
 
-function setup(t: Test) {
-  const detector = createDetector({ stacks: 'auto' });
+function setup(t: Test, stacks: 'auto' | 'never') {
+  const detector = createDetector({ stacks });
   const pool: Pool<Conn> = detector.watch(createPool({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max: 5 }), { name: 'db' });
   const leaks: LeakReport[] = [];
   detector.on('leak', (report) => leaks.push(report));
+  // Connections the test leaks on purpose: given back at the end, so the pool can drain.
+  const leaked: Conn[] = [];
   t.teardown(async () => {
     detector.close();
+    await Promise.all(leaked.map((conn) => pool.release(conn)));
     await pool.drain();
     await pool.clear();
   });
-  return { detector, pool, leaks };
+  return { detector, pool, leaks, leaked };
 }
 
 // Short, well-behaved leases until one opens without a stack: the capture budget is spent.
@@ -36,12 +39,10 @@ async function spendCaptureBudget(t: Test, detector: ReturnType<typeof createDet
 }
 
 t.test("'auto' samples stacks, and a line that keeps leaking gets its stack", async (t) => {
-  const { detector, pool, leaks } = setup(t);
+  const { detector, pool, leaks, leaked } = setup(t, 'auto');
   const cycles = await spendCaptureBudget(t, detector, pool);
   t.ok(cycles > 1, `the first leases had stacks (budget spent after ${cycles} cycles)`);
 
-  const leaked: Conn[] = [];
-  t.teardown(() => Promise.all(leaked.map((conn) => pool.release(conn))));
   const leakingJob = (job: number) =>
     detector.scope({ job }, async () => {
       leaked.push(await pool.acquire()); // LEAKS
@@ -73,17 +74,7 @@ t.test("'auto' samples stacks, and a line that keeps leaking gets its stack", as
 });
 
 t.test("'never' keeps labels but no stacks, even after a leak", async (t) => {
-  const detector = createDetector({ stacks: 'never' });
-  const pool: Pool<Conn> = detector.watch(createPool({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max: 5 }));
-  const leaks: LeakReport[] = [];
-  detector.on('leak', (report) => leaks.push(report));
-  t.teardown(async () => {
-    detector.close();
-    await pool.drain();
-    await pool.clear();
-  });
-  const leaked: Conn[] = [];
-  t.teardown(() => Promise.all(leaked.map((conn) => pool.release(conn))));
+  const { detector, pool, leaks, leaked } = setup(t, 'never');
   for (const job of [1, 2]) {
     await detector.scope({ job }, async () => {
       leaked.push(await pool.acquire());
