@@ -120,7 +120,7 @@ export class WatchedPool implements Tracker {
     let trace = given ?? null;
     if (given === undefined && this.#sampler.wants(at)) {
       // Captured here, not in a helper: each frame between the app's call and the capture
-      // adds ~0.2 µs to it (V8 rebuilds inlined frames to walk them).
+      // adds ~0.2 µs to it (measured on the generic-pool cycle, where one capture is ~2.5 µs).
       trace = new Trace();
       const limit = Error.stackTraceLimit;
       if (limit < captureDepth) Error.stackTraceLimit = captureDepth;
