@@ -30,9 +30,10 @@ const watched = ['never', 'auto', 'always'];
  * It sees the handover inside generic-pool as poolwatch does (no promise of its own),
  * reads the clock at acquire and at release (exact held time), and keeps each lease in a
  * linked list and a WeakMap by resource. Nothing else: no counters, stats, events,
- * context, stacks or timer.
+ * context or timer. With `stacks`, it also captures each acquire's stack (32 frames, as
+ * poolwatch does) in the wrapper itself, the cheapest place: the yardstick for 'always'.
  */
-function floorTracked(pool) {
+function floorTracked(pool, stacks = false) {
   const acquire = pool.acquire;
   const release = pool.release;
   const queue = pool._waitingClientsQueue;
@@ -55,8 +56,16 @@ function floorTracked(pool) {
     request.resolve = resolve;
     return enqueue.apply(this, arguments);
   };
-  pool.acquire = function () {
-    pending = { at: performance.now(), resource: null, prev: null, next: null };
+  pool.acquire = function floorAcquire() {
+    let trace = null;
+    if (stacks) {
+      trace = {};
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 32;
+      Error.captureStackTrace(trace, floorAcquire);
+      Error.stackTraceLimit = limit;
+    }
+    pending = { at: performance.now(), resource: null, prev: null, next: null, trace };
     return acquire.apply(this, arguments);
   };
   pool.release = function (resource) {
@@ -80,7 +89,7 @@ export default {
   description: `generic-pool 3, in-memory resource, max ${max}, acquire+release in sequence`,
   baseline: 'raw',
   budgets: { auto: 1.25, always: 5 },
-  // ~0.7 µs/cycle raw, ~4.5 µs 'always' on a 2-core VM: 20 default rounds take ~45 s; quick ~8 s
+  // ~0.7 µs/cycle raw, ~4.5 µs 'always' on a 2-core VM: 20 default rounds take ~60 s; quick ~12 s
   // (quick rounds of 30,000 cycles, ~30 ms, left CI's check a noise allowance of ~20%).
   cycles: { default: 200_000, quick: 100_000 },
 
@@ -88,6 +97,7 @@ export default {
     const pools = { raw: makePool(), control: makePool() };
     for (const stacks of watched) pools[stacks] = watch(makePool(), { name: stacks, stacks, leakThresholdMs });
     pools.floor = floorTracked(makePool());
+    pools['floor+stacks'] = floorTracked(makePool(), true);
     return pools;
   },
 
@@ -97,6 +107,7 @@ export default {
     { name: 'control', run: (pools, n) => cycles(pools.control, n) },
     ...watched.map((stacks) => ({ name: stacks, run: (pools, n) => cycles(pools[stacks], n) })),
     { name: 'floor', run: (pools, n) => cycles(pools.floor, n) },
+    { name: 'floor+stacks', run: (pools, n) => cycles(pools['floor+stacks'], n) },
   ],
 
   async teardown(pools) {
