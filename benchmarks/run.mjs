@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { evaluateBudgets, formatBudgetTable } from './budgets.mjs';
 import { formatTable, runScenario } from './runner.mjs';
+import floor from './scenarios/floor.mjs';
 import genericPool from './scenarios/generic-pool.mjs';
 import heap from './scenarios/heap.mjs';
 import latency from './scenarios/latency.mjs';
@@ -24,7 +25,8 @@ import scale from './scenarios/scale.mjs';
 
 // Timed scenarios (runner.mjs: rounds of variants), then measurements that are not
 // times per cycle (heap growth, report latency): each has `measure({ quick, log })`.
-const scenarios = [genericPool, pgScenario, scale];
+// `floor` last: its yardstick pools must not share generic-pool's warm code with the others.
+const scenarios = [genericPool, pgScenario, scale, floor];
 const measurements = [heap, latency];
 
 const here = dirname(fileURLToPath(import.meta.url));
