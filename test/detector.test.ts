@@ -3,7 +3,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createPool, type Pool } from 'generic-pool';
 import { createDetector, watch, unwatch, detectorOf, channelNames, type LeakReport } from '../lib/index.js';
 import sinon from 'sinon';
+import createDebug from 'debug';
 import { fakeClock } from './helpers/clock.js';
+import { captureDebug } from './helpers/secrets.js';
 
 type Conn = { id: number };
 let ids = 0;
@@ -182,4 +184,18 @@ t.test('refuses a listener for an unknown event or one that is not a function', 
   const detector = createDetector();
   t.throws(() => detector.on('leek' as never, () => {}), { code: 'POOLWATCH_INVALID_OPTION', message: /Unknown event `"leek"` \(string\)\. Expected one of: acquire, release, destroy, leak,/ });
   t.throws(() => detector.once('leak', 'log' as never), { code: 'POOLWATCH_INVALID_OPTION', message: /listener of 'leak' to be a function, got `"log"`/ });
+});
+
+t.test('debug.enable() at run time turns lease lines on and off at once', async (t) => {
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  const pool = detector.watch(newPool(), { name: 'db' });
+  await pool.release(await pool.acquire());
+  const lines = captureDebug(t);
+  await pool.release(await pool.acquire());
+  // The lines as debug hands them to its log function: format, then arguments.
+  t.match(lines, [/acquired lease #%d after %s db 2 /, /lease #%d after %s db released 2 /]);
+  createDebug.disable();
+  await pool.release(await pool.acquire());
+  t.equal(lines.length, 2, 'and none once disabled');
 });
