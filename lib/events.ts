@@ -38,7 +38,7 @@ export interface DetectorEvents {
   leak: [report: LeakReport];
   'leak-released': [event: LeakReleasedEvent];
   misuse: [event: MisuseEvent];
-  /** Every connection is leased while requests wait, or an acquire gave up: who holds the pool. */
+  /** A request has waited for a good share of the pool's acquire timeout, or the pool gave up on one: who holds the pool. */
   exhausted: [event: ExhaustedEvent];
   /** A listener or `context` function threw; poolwatch went on. */
   error: [error: Error];

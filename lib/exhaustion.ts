@@ -15,7 +15,10 @@ export interface HolderGroup {
   readonly contexts: readonly Labels[];
 }
 
-/** A pool has every connection leased while requests wait, or an acquire gave up: who holds it. */
+/**
+ * Waiting for a connection hurts: a request has waited for a good share of the pool's
+ * acquire timeout (`saturated`), or the pool gave up on one (`timeout`). Who holds it.
+ */
 export interface ExhaustedEvent {
   readonly pool: string;
   readonly reason: ExhaustionReason;
@@ -23,6 +26,8 @@ export interface ExhaustedEvent {
   readonly capacity: number | undefined;
   readonly open: number;
   readonly waiting: number;
+  /** How long the longest-waiting request had waited (for `timeout`, the one that gave up). */
+  readonly longestWaitMs: number;
   /** Every open lease, oldest first. */
   readonly holders: readonly LeaseInfo[];
   /** The holders grouped by call site, the largest group first. */
@@ -57,6 +62,7 @@ export function describeExhaustion(
   reason: ExhaustionReason,
   capacity: number | undefined,
   waiting: number,
+  longestWaitMs: number,
   leases: readonly Lease[],
   at: number,
   suppressed: number,
@@ -64,7 +70,8 @@ export function describeExhaustion(
   const groups = group(leases, at);
   const n = leases.length;
   const size = capacity === undefined ? `${n} ${n === 1 ? 'connection' : 'connections'}` : `${n} of ${capacity} connections`;
-  const lines = [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} leased, ${waiting} waiting. Held by:`];
+  const what = reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry';
+  const lines = [`poolwatch: pool "${pool}" ${what}: ${size} leased, ${waiting} waiting, the longest for ${formatDuration(longestWaitMs)}. Held by:`];
   for (const g of groups) {
     const where = g.callSite ?? 'an unknown line (no stack captured)';
     const leasesText = g.count === 1 ? '1 lease' : `${g.count} leases`;
@@ -78,6 +85,7 @@ export function describeExhaustion(
     capacity,
     open: leases.length,
     waiting,
+    longestWaitMs,
     holders: leases.map((lease) => Object.freeze(lease.toJSON() as LeaseInfo)),
     groups,
     suppressed,

@@ -17,9 +17,9 @@ export interface LeaseInfo {
   readonly waitedMs: number;
   /** How long the connection has been held (until release, once released). */
   readonly heldMs: number;
-  /** `path:line:column` of the app's acquiring line, when a stack was captured. */
+  /** `path:line:column` of the app's acquiring line; undefined under `stacks: 'never'`. */
   readonly callSite: string | undefined;
-  /** The acquisition stack, library frames removed, when one was captured. */
+  /** The acquisition stack, library frames removed: a few frames past the call site, or (per stack policy) all of them. */
   readonly stack: string | undefined;
   /** Labels at acquire time; `{}` when none. */
   readonly context: Labels;
@@ -83,7 +83,12 @@ export class Lease implements LeaseInfo {
   /** Where the app acquired it; parsed from the trace on first use. */
   get origin(): Origin {
     if (this.#origin === null) {
-      this.#origin = this.trace === null ? noOrigin : originOf(this.trace, this.watched.isLibrary);
+      if (this.trace === null) this.#origin = noOrigin;
+      else {
+        this.#origin = originOf(this.trace, this.watched.isLibrary);
+        // A call site cut short teaches the pool to capture deeper next time.
+        this.watched.learn(this.trace, this.#origin);
+      }
     }
     return this.#origin;
   }

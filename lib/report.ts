@@ -32,7 +32,7 @@ export function formatLabels(labels: Labels): string {
 
 const whyNoStack: Record<StackPolicy, string> = {
   never: "no stack was captured (stacks: 'never'); set stacks: 'auto' or 'always' to see the acquiring line",
-  auto: "no stack was captured for this lease (stacks: 'auto' samples); every new lease is captured now that a leak appeared, or set stacks: 'always'",
+  auto: 'no app frame was found in the acquiring stack',
   always: 'no app frame was found in the acquiring stack',
 };
 

@@ -1,21 +1,20 @@
 import type { StackPolicy } from './options.js';
 
-// What `'auto'` may spend capturing stacks: a share of the time connections are held, and
-// the same share of the process's time. Half a percent, because the clock sees only the
-// capture itself: what the captured frames cost the garbage collector later comes on top
-// (on the pg benchmark a capture timed at ~3 µs costs ~2-3 times that in throughput).
+// Under `'auto'` every acquire records its call site with a short capture; full-depth
+// stacks (and the parsing that teaches a pool how deep its call sites sit) are the extra
+// this budget pays for. Half a percent of the time connections are held, and the same
+// share of the process's time, because the clock sees only the capture itself: what the
+// captured frames cost the garbage collector later comes on top.
 const budgetShare = 0.005;
 // Capture time granted up front (and the most either budget saves up), so a young
-// process's first leases have stacks, while a burst after a quiet spell spends at most
-// this much at full rate (~300 captures).
+// process's first leases have full stacks, while a burst after a quiet spell spends at
+// most this much at full rate.
 const startingCreditMs = 1;
-// After a leak, how long every new lease is captured, so the next leak from that code has its stack.
-const alertMs = 60_000;
 
 /**
- * The process's time budget for captures, shared by every pool. The hold-time budget
- * alone is not enough: ten connections held at once earn ten times the credit of one,
- * and a busy pool would then spend far more than 1% of the time capturing.
+ * The process's time budget for full captures, shared by every pool. The hold-time
+ * budget alone is not enough: ten connections held at once earn ten times the credit of
+ * one, and a busy pool would then spend far more than its share capturing.
  */
 const processBudget = { credit: startingCreditMs, lastAt: Number.NaN };
 
@@ -27,23 +26,20 @@ function processCredit(at: number): number {
   return processBudget.credit;
 }
 
-/** Decides, per acquire, whether to capture the stack under a stack policy. */
+/** Decides, per acquire, whether to capture the full stack under a stack policy. */
 export class Sampler {
   #credit = startingCreditMs;
-  #alertUntil = -Infinity;
 
   constructor(readonly policy: StackPolicy) {}
 
-  /** Whether to capture the stack of an acquire made at monotonic time `at`. */
+  /** Whether to capture the full stack of an acquire made at monotonic time `at`. */
   wants(at: number): boolean {
-    if (this.policy === 'auto') return at < this.#alertUntil || (this.#credit > 0 && processCredit(at) > 0);
+    if (this.policy === 'auto') return this.#credit > 0 && processCredit(at) > 0;
     return this.policy === 'always';
   }
 
-  /** A capture made at `at` took `ms`. */
-  spent(at: number, ms: number): void {
-    // Captures during an alert are what the alert is for: they do not silence sampling after it.
-    if (at < this.#alertUntil) return;
+  /** A full capture (and what was learnt from it) took `ms`. */
+  spent(ms: number): void {
     this.#credit -= ms;
     processBudget.credit -= ms;
   }
@@ -53,8 +49,14 @@ export class Sampler {
     if (this.#credit < startingCreditMs) this.#credit += ms * budgetShare;
   }
 
-  /** A leak or misuse appeared at `at`: capture every lease for a while. */
-  alert(at: number): void {
-    this.#alertUntil = at + alertMs;
+  /**
+   * A leak or misuse appeared: the next leases get full stacks, up to the starting
+   * credit's worth. Pool pressure never calls this: a full pool must not pay for stacks
+   * exactly when it is busiest, and its holders have their call sites anyway.
+   */
+  alert(): void {
+    if (this.policy !== 'auto') return;
+    this.#credit = Math.max(this.#credit, startingCreditMs);
+    processBudget.credit = Math.max(processBudget.credit, startingCreditMs);
   }
 }

@@ -4,16 +4,20 @@ import { fileURLToPath } from 'node:url';
 /** Holds a captured stack; `stack` is formatted by V8 only when first read. */
 export class Trace {
   declare readonly stack: string;
+  constructor(
+    /** How many frames the capture was allowed: a stack of that many frames may have been cut short. */
+    readonly depth: number,
+  ) {}
 }
 
 // Deep enough to see past a pool library's and an ORM's frames to the app's own line.
-export const captureDepth = 32;
+export const fullDepth = 32;
 
-/** Captures the caller's stack above `above` (which, and whose callers' frames, are left out). */
-export function captureTrace(above: Function): Trace {
-  const trace = new Trace();
+/** Captures up to `depth` frames of the caller's stack above `above` (which, and whose callers' frames, are left out). */
+export function captureTrace(above: Function, depth = fullDepth): Trace {
+  const trace = new Trace(depth);
   const limit = Error.stackTraceLimit;
-  if (limit < captureDepth) Error.stackTraceLimit = captureDepth;
+  Error.stackTraceLimit = depth;
   Error.captureStackTrace(trace, above);
   Error.stackTraceLimit = limit;
   return trace;
@@ -36,6 +40,14 @@ export interface Origin {
   readonly site: Frame | undefined;
   /** Frames with poolwatch, the pool library and Node's internals removed, app frames first. */
   readonly frames: readonly Frame[];
+  /**
+   * How many frames of the captured stack, counted from its top, reach the app's own
+   * line (outside node_modules): what a capture needs to name it. 0 when no such frame
+   * was captured.
+   */
+  readonly appDepth: number;
+  /** How many frames the captured stack had, all kinds counted. */
+  readonly captured: number;
 }
 
 const framePattern = /^\s*at (?:(.*?) \()?(.+?):(\d+):(\d+)\)?$/;
@@ -76,16 +88,24 @@ const inNodeModules = /[/\\]node_modules[/\\]/;
 export function originOf(trace: Trace, isLibrary: (file: string) => boolean): Origin {
   const lines = trace.stack.split('\n');
   const frames: Frame[] = [];
+  let captured = 0;
+  let app: Frame | undefined;
+  let appDepth = 0;
   for (const text of lines) {
     if (!text.trimStart().startsWith('at ')) continue;
+    captured++;
     const frame = parseFrame(text);
     if (isInternal(frame) || frame.file!.startsWith(ownRoot) || isLibrary(frame.file!)) continue;
     frames.push(frame);
+    // Prefer the app's own code over a framework or ORM it called through.
+    if (app === undefined && !inNodeModules.test(frame.file!)) {
+      app = frame;
+      appDepth = captured;
+    }
   }
-  // Prefer the app's own code over a framework or ORM it called through.
-  const site = frames.find((frame) => !inNodeModules.test(frame.file!)) ?? frames[0];
+  const site = app ?? frames[0];
   const callSite = site && `${displayPath(site.file!)}:${site.line}:${site.column}`;
-  return { callSite, site, frames };
+  return { callSite, site, frames, appDepth, captured };
 }
 
 /** A frame as people read it: `at fn (path:line:column)`, the path relative to cwd when under it. */
@@ -95,4 +115,4 @@ export function formatFrame(frame: Frame): string {
   return frame.fn === '' ? `at ${location}` : `at ${frame.fn} (${location})`;
 }
 
-export const noOrigin: Origin = Object.freeze({ callSite: undefined, site: undefined, frames: Object.freeze([]) });
+export const noOrigin: Origin = Object.freeze({ callSite: undefined, site: undefined, frames: Object.freeze([]), appDepth: 0, captured: 0 });

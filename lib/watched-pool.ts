@@ -7,7 +7,7 @@ import { Ledger } from './ledger.js';
 import { LeakReport, formatDuration, type LeakKind } from './report.js';
 import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
-import { Trace, captureDepth, captureTrace, libraryMatcher, originOf } from './stack.js';
+import { Trace, fullDepth, captureTrace, libraryMatcher, originOf, type Origin } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
 import { describeExhaustion, nameHolders, type ExhaustedEvent, type ExhaustionReason } from './exhaustion.js';
@@ -20,6 +20,17 @@ const leaseLogging = enabledCheck(logLease);
 const logLeak = createDebug('poolwatch:leak');
 // A saturated pool reports who holds it at most this often.
 const exhaustedIntervalMs = 10_000;
+// A request waiting this long (or half the pool's own acquire timeout, when that is
+// sooner) hurts: the pool then names who holds it. Brief queueing on a busy pool that
+// serves everyone is normal, and says nothing.
+const hurtingWaitMs = 5_000;
+// Call-site captures reach this many frames past the app's own line, so a report shows
+// a little of how the app got there; and are never shallower.
+const contextFrames = 3;
+const shallowestDepth = 1 + contextFrames;
+// The first acquires of a pool under 'auto' take full stacks and are read at once, to
+// learn how deep the app's line sits below the pool's API before the depth matters.
+const probes = 8;
 
 function isPowerOfTen(n: number): boolean {
   while (n % 10 === 0) n /= 10;
@@ -91,6 +102,12 @@ export class WatchedPool implements Tracker {
   readonly capacity: number;
   readonly #held = new Summary();
   readonly #waited = new Summary();
+  /** Requests that found every connection leased and are still waiting, oldest first. */
+  readonly #queued = new Set<Lease>();
+  readonly #hurtingWaitMs: number;
+  /** Frames a call-site capture takes under 'auto': learnt from full captures, only ever grows. */
+  #depth = shallowestDepth;
+  #probes = probes;
 
   constructor(
     readonly name: string,
@@ -109,6 +126,8 @@ export class WatchedPool implements Tracker {
     this.isLibrary = libraryMatcher(adapter.libraries);
     const capacity = adapter.capacity?.(target);
     this.capacity = typeof capacity === 'number' && capacity > 0 ? capacity : Infinity;
+    const timeout = adapter.acquireTimeoutMs?.(target);
+    this.#hurtingWaitMs = typeof timeout === 'number' && timeout > 0 ? Math.min(hurtingWaitMs, timeout / 2) : hurtingWaitMs;
     this.#uninstall = adapter.install(target, this);
   }
 
@@ -116,29 +135,56 @@ export class WatchedPool implements Tracker {
     const at = now();
     this.#waiting++;
     // Every connection is leased: this request will wait.
-    if (this.ledger.size >= this.capacity) this.#saturated(at);
+    const queued = this.ledger.size >= this.capacity;
     let trace = given ?? null;
-    if (given === undefined && this.#sampler.wants(at)) {
-      // Captured here, not in a helper: each frame between the app's call and the capture
-      // adds ~0.2 µs to it (measured on the generic-pool cycle, where one capture is ~2.5 µs).
-      trace = new Trace();
-      const limit = Error.stackTraceLimit;
-      if (limit < captureDepth) Error.stackTraceLimit = captureDepth;
-      Error.captureStackTrace(trace, caller);
-      Error.stackTraceLimit = limit;
-      if (this.stacks === 'auto') this.#sampler.spent(at, now() - at);
+    if (given === undefined && this.stacks !== 'never') {
+      if (this.stacks === 'auto' && (this.#probes > 0 || this.#sampler.wants(at))) {
+        trace = this.#captureFull(caller, at);
+      } else {
+        // Captured here, not in a helper: each frame between the app's call and the capture
+        // adds ~0.2 µs to it (measured on the generic-pool cycle, where one capture is ~2.5 µs).
+        const depth = this.stacks === 'auto' ? this.#depth : fullDepth;
+        trace = new Trace(depth);
+        const limit = Error.stackTraceLimit;
+        Error.stackTraceLimit = depth;
+        Error.captureStackTrace(trace, caller);
+        Error.stackTraceLimit = limit;
+      }
     }
     const scope = currentScope();
     const labels = this.#context === undefined && scope === undefined ? traceLabels(at) : mergeLabels(this.#labels(), scope, traceLabels(at));
-    return new Lease(this, at, labels ?? emptyLabels, trace, via ?? this.adapter.acquireMethod, scope);
+    const lease = new Lease(this, at, labels ?? emptyLabels, trace, via ?? this.adapter.acquireMethod, scope);
+    if (queued) this.#queue(lease, at);
+    return lease;
   }
 
   capture(caller: Function): Trace | null {
+    if (this.stacks === 'never') return null;
     const at = now();
-    if (!this.#sampler.wants(at)) return null;
+    if (this.stacks === 'auto' && (this.#probes > 0 || this.#sampler.wants(at))) return this.#captureFull(caller, at);
+    return captureTrace(caller, this.stacks === 'auto' ? this.#depth : fullDepth);
+  }
+
+  // Under 'auto': a full stack, read at once to learn how deep the app's line sits; both charged to the budget.
+  #captureFull(caller: Function, at: number): Trace {
     const trace = captureTrace(caller);
-    if (this.stacks === 'auto') this.#sampler.spent(at, now() - at);
+    if (this.#probes > 0) this.#probes--;
+    this.learn(trace, originOf(trace, this.isLibrary));
+    this.#sampler.spent(now() - at);
     return trace;
+  }
+
+  /**
+   * What a parsed stack says about this pool's call sites: how many frames a capture
+   * needs to reach the app's own line. A stack cut short before any app frame (a path
+   * deeper than those seen so far) doubles the depth for the next captures.
+   */
+  learn(trace: Trace, origin: Origin): void {
+    if (this.stacks !== 'auto') return;
+    let depth = this.#depth;
+    if (origin.appDepth > 0) depth = Math.max(depth, origin.appDepth + contextFrames);
+    else if (origin.captured >= trace.depth) depth = Math.max(depth, trace.depth * 2);
+    this.#depth = Math.min(depth, fullDepth);
   }
 
   handover(lease: Lease, resource: unknown, immediate?: boolean): void {
@@ -148,6 +194,7 @@ export class WatchedPool implements Tracker {
       // A clock read is a good share of a cycle's cost: one per acquire, when it can be.
       const at = immediate === true ? lease.requestedMono : now();
       this.#waiting--;
+      if (this.#queued.size !== 0) this.#queued.delete(lease);
       lease.state = open;
       lease.resource = resource;
       lease.acquiredMono = at;
@@ -184,36 +231,60 @@ export class WatchedPool implements Tracker {
     lease.state = failed;
     this.#waiting--;
     this.#failed++;
+    if (this.#queued.size !== 0) this.#queued.delete(lease);
     if (error === undefined || this.adapter.isExhaustion?.(error) !== true) return;
     try {
       this.#timeouts++;
+      const at = now();
       // The error is named whatever the rate limit: each one reaches some log line.
-      nameHolders(error, this.#exhaustion('timeout', now()));
+      nameHolders(error, this.#exhaustion('timeout', at, at - lease.requestedMono));
     } catch (failure) {
       this.host.emitter.surface(this, 'internal error naming the holders', failure);
     }
   }
 
-  #saturated(at: number): void {
-    // From now on every new lease gets a stack, so the holders can be named.
-    this.#sampler.alert(at);
-    // Checked before describing anything: a saturated pool sees this on every acquire.
+  // A request found every connection leased: if it is still waiting when waiting starts to hurt, the holders are named.
+  #queue(lease: Lease, at: number): void {
+    // A pending lease's deadline is its wait check; the handover sets its hold deadline.
+    lease.deadline = at + this.#hurtingWaitMs;
+    this.#queued.add(lease);
+    this.host.schedule(lease.deadline);
+  }
+
+  /** Names the holders when a waiter has waited too long; returns when to look again. */
+  #checkWaiting(at: number): number {
+    let crossed = false;
+    let longest = -1;
+    for (const lease of this.#queued) {
+      // Insertion order is request order: the first is the longest waiter.
+      if (longest < 0) longest = at - lease.requestedMono;
+      if (lease.deadline === Infinity) continue;
+      // The first one not yet due ends the scan.
+      if (lease.deadline > at) return crossed ? this.#reportWait(at, longest, lease.deadline) : lease.deadline;
+      lease.deadline = Infinity;
+      crossed = true;
+    }
+    return crossed ? this.#reportWait(at, longest, Infinity) : Infinity;
+  }
+
+  #reportWait(at: number, longest: number, next: number): number {
+    // Checked before describing anything: a pool that stays saturated crosses the line often.
     if (at - this.#lastExhausted.saturated < exhaustedIntervalMs) {
       this.#suppressed.saturated++;
-      return;
+      return next;
     }
     try {
-      this.#exhaustion('saturated', at);
+      this.#exhaustion('saturated', at, longest);
     } catch (failure) {
       this.host.emitter.surface(this, 'internal error describing the holders', failure);
     }
+    return next;
   }
 
   /** Describes who holds the pool; emits it unless one was emitted within the interval. */
-  #exhaustion(reason: ExhaustionReason, at: number): ExhaustedEvent {
-    this.#sampler.alert(at);
+  #exhaustion(reason: ExhaustionReason, at: number, longestWaitMs: number): ExhaustedEvent {
     const capacity = this.capacity === Infinity ? undefined : this.capacity;
-    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, [...this.ledger], at, this.#suppressed[reason]);
+    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, [...this.ledger], at, this.#suppressed[reason]);
     if (at - this.#lastExhausted[reason] < exhaustedIntervalMs) {
       this.#suppressed[reason]++;
       return event;
@@ -262,7 +333,7 @@ export class WatchedPool implements Tracker {
     const { emitter } = this.host;
     if (lease.report !== null) {
       const report = lease.report;
-      this.#sampler.alert(at);
+      this.#sampler.alert();
       if (emitter.wanted('leak-released')) {
         emitter.emit('leak-released', { pool: this.name, leaseId: lease.leaseId, heldMs, report, lease });
       }
@@ -284,7 +355,7 @@ export class WatchedPool implements Tracker {
     else if (leasedByPool === false) kind = 'foreign-release';
     else return;
     this.#misused++;
-    this.#sampler.alert(now());
+    this.#sampler.alert();
     const callSite = originOf(captureTrace(caller), this.isLibrary).callSite;
     const where = callSite === undefined ? '' : ` at ${callSite}`;
     const message =
@@ -313,7 +384,7 @@ export class WatchedPool implements Tracker {
   sweep(at: number): number {
     const { due, next } = this.ledger.sweep(at, this.thresholdMs, this.#siteLimit);
     for (const lease of due) this.report(lease, 'threshold', at);
-    return next;
+    return this.#queued.size === 0 ? next : Math.min(next, this.#checkWaiting(at));
   }
 
   // A call site's own threshold, when the options give one; read only as a lease reaches the pool's.
@@ -363,7 +434,7 @@ export class WatchedPool implements Tracker {
     const report = new LeakReport(lease, kind, at - lease.acquiredMono, occurrence);
     lease.report = report;
     this.#leaked++;
-    this.#sampler.alert(at);
+    this.#sampler.alert();
     const { emitter } = this.host;
     if (this.#onLeak !== undefined) {
       try {
@@ -413,5 +484,6 @@ export class WatchedPool implements Tracker {
     this.#active = false;
     this.#uninstall();
     this.ledger.clear();
+    this.#queued.clear();
   }
 }

@@ -22,31 +22,48 @@ function setup(t: Test, options: { max: number; acquireTimeoutMillis?: number })
 const takeForUsers = (pool: Pool<Conn>) => pool.acquire(); // USERS
 const takeForReports = (pool: Pool<Conn>) => pool.acquire(); // REPORTS
 
-t.test('names every holder, grouped by call site, when a request finds the pool saturated', async (t) => {
+t.test('names every holder, grouped by call site, once a request has waited 5 s for a saturated pool', async (t) => {
   const { clock, detector, pool, events } = setup(t, { max: 3 });
   const held: Conn[] = [];
   held.push(await detector.scope({ route: 'GET /users' }, () => takeForUsers(pool)));
   await clock.tickAsync(1000);
   held.push(await takeForUsers(pool));
   held.push(await detector.scope({ job: 'nightly' }, () => takeForReports(pool)));
-  t.same(events, [], 'not while a connection was free');
   const waiting = pool.acquire();
+  await clock.tickAsync(4999);
+  t.same(events, [], 'not while the wait is short');
+  await clock.tickAsync(1);
   t.equal(events.length, 1);
   const event = events[0]!;
-  t.match(event, { pool: 'main', reason: 'saturated', capacity: 3, open: 3, waiting: 1, suppressed: 0 });
-  t.same(event.holders.map((h) => h.heldMs), [1000, 0, 0], 'every holder, oldest first');
+  t.match(event, { pool: 'main', reason: 'saturated', capacity: 3, open: 3, waiting: 1, longestWaitMs: 5000, suppressed: 0 });
+  t.same(event.holders.map((h) => h.heldMs), [6000, 5000, 5000], 'every holder, oldest first');
   t.same(
     event.groups.map((g) => [g.callSite?.replace(/:\d+$/, ''), g.count, g.oldestHeldMs]),
     [
-      [siteOf(__filename, '// USERS').replace(/:$/, ''), 2, 1000],
-      [siteOf(__filename, '// REPORTS').replace(/:$/, ''), 1, 0],
+      [siteOf(__filename, '// USERS').replace(/:$/, ''), 2, 6000],
+      [siteOf(__filename, '// REPORTS').replace(/:$/, ''), 1, 5000],
     ],
   );
   t.same(event.groups[0]!.contexts, [{ route: 'GET /users' }]);
-  t.match(event.message, /pool "main" ran dry: 3 of 3 connections leased, 1 waiting\. Held by:\n {2}2 leases from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 1\.0 s; e\.g\. route=GET \/users\n {2}1 lease from .*e\.g\. job=nightly/);
+  t.match(event.message, /pool "main" ran dry: 3 of 3 connections leased, 1 waiting, the longest for 5\.0 s\. Held by:\n {2}2 leases from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 6\.0 s; e\.g\. route=GET \/users\n {2}1 lease from .*e\.g\. job=nightly/);
   await pool.release(held.pop()!);
   await waiting;
   for (const conn of held) await pool.release(conn);
+});
+
+t.test('says nothing of a busy pool whose queued requests are served in time', async (t) => {
+  const { clock, pool, events } = setup(t, { max: 2 });
+  for (let round = 0; round < 50; round++) {
+    const conns = await Promise.all([pool.acquire(), pool.acquire()]);
+    const queued = [pool.acquire(), pool.acquire(), pool.acquire()];
+    await clock.tickAsync(100);
+    for (const conn of conns) await pool.release(conn);
+    for (const conn of await Promise.all(queued.slice(0, 2))) await pool.release(conn);
+    await pool.release(await queued[2]!);
+    await clock.tickAsync(100);
+  }
+  await clock.tickAsync(60_000);
+  t.same(events, [], 'every request waited, none for long');
 });
 
 t.test('reports a saturated pool at most once per interval, counting what it left out', async (t) => {
@@ -54,12 +71,15 @@ t.test('reports a saturated pool at most once per interval, counting what it lef
   const conn = await pool.acquire();
   const waiters = [pool.acquire(), pool.acquire()];
   await clock.tickAsync(5000);
+  t.equal(events.length, 1);
+  t.match(events[0], { waiting: 2, longestWaitMs: 5000, suppressed: 0 });
   waiters.push(pool.acquire());
-  t.equal(events.length, 1, 'not again within 10 s');
   await clock.tickAsync(5000);
+  t.equal(events.length, 1, 'not again within 10 s');
   waiters.push(pool.acquire());
+  await clock.tickAsync(5000);
   t.equal(events.length, 2);
-  t.match(events[1], { waiting: 4, suppressed: 2 });
+  t.match(events[1], { waiting: 4, longestWaitMs: 15_000, suppressed: 1 });
   await pool.release(conn);
   for (const waiter of waiters) await pool.release(await waiter);
 });
@@ -75,10 +95,10 @@ t.test("names the holders in the pool's own timeout error, keeping its class, na
   const error = (await failing) as Error & { poolwatch?: ExhaustedEvent };
   t.equal(error.constructor.name, 'TimeoutError');
   t.equal(error.name, 'TimeoutError');
-  t.match(error.message, /^ResourceRequest timed out\npoolwatch: pool "main" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting\. Held by:\n {2}1 lease from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 2\.0 s/);
+  t.match(error.message, /^ResourceRequest timed out\npoolwatch: pool "main" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting, the longest for 2\.0 s\. Held by:\n {2}1 lease from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 2\.0 s/);
   t.match(error.stack, /^TimeoutError: ResourceRequest timed out\npoolwatch: pool "main"/, 'the stack shows it too');
   t.match(error.poolwatch, { reason: 'timeout', open: 1 });
-  t.equal(events.length, 2, 'the saturation, then the timeout');
+  t.same(events.map((e) => [e.reason, e.longestWaitMs]), [['saturated', 1000], ['timeout', 2000]], 'the wait at half the pool\'s timeout, then the timeout');
   t.match(detector.stats().main, { timeouts: 1, failed: 1, capacity: 1, peakOpen: 1 });
   await pool.release(conn);
 });

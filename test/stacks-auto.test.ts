@@ -1,10 +1,15 @@
-// stacks: 'auto' (the default) under the real clock: it stops capturing once its capture
-// budget is spent, and still gives the next leak from a leaking line its stack. No
-// fake timers here: the budget is measured in real capture time, and the leaks are
+// stacks: 'auto' (the default) under the real clock: every lease records the app's
+// acquiring line with a short capture, full stacks come within a time budget, and the
+// short capture's depth adapts to where the app's line sits below a library's frames.
+// No fake timers: the budget is measured in real capture time, and the leaks are
 // scope-ended ones, reported when the scope ends, so nothing waits on the clock.
 import t, { type Test } from 'tap';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createPool, type Pool } from 'generic-pool';
-import { createDetector, type LeakReport } from '../lib/index.js';
+import { createDetector, type Detector, type LeaseInfo, type LeakReport } from '../lib/index.js';
 import { siteOf } from './helpers/site.js';
 
 type Conn = { id: number };
@@ -26,22 +31,51 @@ function setup(t: Test, stacks: 'auto' | 'never') {
   return { detector, pool, leaks, leaked };
 }
 
-// Short, well-behaved leases until one opens without a stack: the capture budget is spent.
-async function spendCaptureBudget(t: Test, detector: ReturnType<typeof createDetector>, pool: Pool<Conn>): Promise<number> {
+/** How many frames a lease's stack shows past its call site: a short capture shows at most three. */
+function framesPastSite(lease: Pick<LeaseInfo, 'callSite' | 'stack'>): number {
+  const lines = lease.stack!.split('\n');
+  const at = lines.findIndex((line) => line.includes(lease.callSite!));
+  return lines.length - at - 1;
+}
+
+// Eight frames of the app's own below its acquiring line, so a full stack shows more than a short one.
+const nested = <R>(depth: number, fn: () => R): R => (depth === 0 ? fn() : nested(depth - 1, fn));
+
+/**
+ * Short leases from `acquire` until one has a short stack: the full-stack budget is
+ * spent. Every lease must name the acquiring line, `site`.
+ */
+async function spendFullStackBudget(t: Test, detector: Detector, pool: Pool<Conn>, acquire: () => Promise<Conn>, site: string): Promise<number> {
   for (let i = 1; i <= 200_000; i++) {
-    const conn = await pool.acquire();
-    const captured = detector.leases()[0]!.callSite !== undefined;
+    const conn = await nested(8, acquire);
+    const lease = detector.leases()[0]!;
     await pool.release(conn);
-    if (!captured) return i;
+    if (!lease.callSite?.startsWith(site)) {
+      t.fail(`lease ${i} does not name its acquiring line ${site}: ${lease.callSite}`);
+      return -1;
+    }
+    if (framesPastSite(lease) <= 3) return i;
   }
-  t.fail('every lease of 200,000 had its stack captured: the budget never ran out');
+  t.fail('every lease of 200,000 had its full stack captured: the budget never ran out');
   return -1;
 }
 
-t.test("'auto' samples stacks, and a line that keeps leaking gets its stack", async (t) => {
+// A stand-in for an ORM: thirteen frames of a package under node_modules between the app's call and the pool.
+function fakeOrm(t: Test): { acquireThrough: (pool: Pool<Conn>) => Promise<Conn> } {
+  const root = mkdtempSync(join(tmpdir(), 'poolwatch-orm-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, 'node_modules', 'fake-orm');
+  mkdirSync(dir, { recursive: true });
+  const layers = Array.from({ length: 12 }, (_, i) => `function layer${i}(pool) { return ${i === 11 ? 'pool.acquire()' : `layer${i + 1}(pool)`}; }`);
+  writeFileSync(join(dir, 'index.js'), `${layers.join('\n')}\nexports.acquireThrough = function acquireThrough(pool) { return layer0(pool); };\n`);
+  return createRequire(join(root, 'app.js'))('fake-orm');
+}
+
+t.test("'auto' names the acquiring line of every lease, also once its full-stack budget is spent", async (t) => {
   const { detector, pool, leaks, leaked } = setup(t, 'auto');
-  const cycles = await spendCaptureBudget(t, detector, pool);
-  t.ok(cycles > 1, `the first leases had stacks (budget spent after ${cycles} cycles)`);
+  const shortLease = () => pool.acquire(); // SHORT LEASE
+  const cycles = await spendFullStackBudget(t, detector, pool, shortLease, siteOf(__filename, '// SHORT LEASE'));
+  t.ok(cycles > 1, `the first leases had full stacks (budget spent after ${cycles} cycles)`);
 
   const leakingJob = (job: number) =>
     detector.scope({ job }, async () => {
@@ -51,26 +85,48 @@ t.test("'auto' samples stacks, and a line that keeps leaking gets its stack", as
   await leakingJob(2);
 
   t.equal(leaks.length, 2, 'each run of the job leaked one connection');
-  t.same(
-    leaks.map((report) => report.context),
-    [{ job: 1 }, { job: 2 }],
-    'every lease keeps its labels, stack or not',
-  );
+  t.same(leaks.map((report) => report.context), [{ job: 1 }, { job: 2 }], 'every lease keeps its labels');
   const site = siteOf(__filename, '// LEAKS');
-  const second = leaks[1]!;
-  t.ok(second.callSite?.startsWith(site), `the repeated leak names the line: ${second.callSite}`);
-  t.match(second.format(), site, 'and its report shows it');
-  t.match(second.stack, /leakingJob|stacks-auto\.test/, 'with the stack that led there');
+  for (const report of leaks) {
+    t.ok(report.callSite?.startsWith(site), `the leak names the line: ${report.callSite}`);
+    t.match(report.format(), site, 'and its report shows it');
+    t.notMatch(report.format(), /no stack was captured/);
+  }
+});
 
-  // The alert lasts: every new lease is captured for a while, not just the next one.
-  const conns = await Promise.all([pool.acquire(), pool.acquire()]);
-  const after = detector.leases().filter((lease) => lease.leaseId > second.leaseId);
-  t.equal(after.length, 2);
-  t.ok(
-    after.every((lease) => lease.callSite !== undefined),
-    'leases opened after a leak all have stacks',
-  );
-  for (const conn of conns) await pool.release(conn);
+t.test("the first acquires teach a pool how deep the app's line sits below a library's frames", async (t) => {
+  const orm = fakeOrm(t);
+  const { detector, pool, leaks, leaked } = setup(t, 'auto');
+  const site = siteOf(__filename, '// THROUGH THE ORM');
+  const acquire = () => orm.acquireThrough(pool); // THROUGH THE ORM
+  // Ends on the first short capture, which must name the app's line too.
+  const cycles = await spendFullStackBudget(t, detector, pool, acquire, site);
+  t.ok(cycles > 0, `short captures reach the app's line (from lease ${cycles} on)`);
+  await detector.scope({ job: 'orm' }, async () => {
+    leaked.push(await nested(8, acquire));
+  });
+  t.equal(leaks.length, 1);
+  const report = leaks[0]!;
+  t.ok(report.callSite?.startsWith(site), `names the app's line, not the library's: ${report.callSite}`);
+  t.match(report.stack, /layer11[\s\S]*layer0[\s\S]*acquireThrough/, "with the library's frames that led there");
+});
+
+t.test('a report cut short of the app\'s line deepens the captures for the leaks after it', async (t) => {
+  const orm = fakeOrm(t);
+  const { detector, pool, leaks, leaked } = setup(t, 'auto');
+  // The pool learns its call sites from a path where the app's line is the first frame.
+  const direct = () => pool.acquire(); // DIRECT
+  await spendFullStackBudget(t, detector, pool, direct, siteOf(__filename, '// DIRECT'));
+  const site = siteOf(__filename, '// DEEP PATH');
+  for (let i = 0; i < 5; i++) {
+    await detector.scope({ i }, async () => {
+      leaked.push(await nested(8, () => orm.acquireThrough(pool))); // DEEP PATH
+    });
+  }
+  const named = leaks.map((report) => report.callSite?.startsWith(site) === true);
+  const first = named.indexOf(true);
+  t.ok(first !== -1 && first <= 2, `within three leaks the report names the app's line (${named.join(', ')})`);
+  t.ok(named.slice(first).every(Boolean), 'and every one after it does');
 });
 
 t.test("'never' keeps labels but no stacks, even after a leak", async (t) => {

@@ -134,6 +134,8 @@ export const genericPool: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as AnyPool).max,
+  // generic-pool keeps its options in `_config`; null when it has no timeout.
+  acquireTimeoutMs: (pool) => (pool as { _config?: { acquireTimeoutMillis?: number | null } })._config?.acquireTimeoutMillis ?? undefined,
   idle: (pool) => (pool as AnyPool).available,
   // acquireTimeoutMillis ran out ('ResourceRequest timed out').
   isExhaustion: (error) => (error as Error | null)?.name === 'TimeoutError',

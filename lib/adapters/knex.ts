@@ -163,6 +163,7 @@ export const knex: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as unknown as { client: { pool?: { max?: number } } }).client.pool?.max,
+  acquireTimeoutMs: (pool) => (pool as unknown as { client: { pool?: { acquireTimeoutMillis?: number } } }).client.pool?.acquireTimeoutMillis,
   // The client makes its tarn pool on first use, or never for a knex built without a connection.
   idle: (pool) => (pool as unknown as { client: { pool?: { numFree?(): number } } }).client.pool?.numFree?.(),
   // 'Knex: Timeout acquiring a connection. The pool is probably full.'

@@ -81,6 +81,7 @@ export const tarn: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as { max?: number }).max,
+  acquireTimeoutMs: (pool) => (pool as { acquireTimeoutMillis?: number }).acquireTimeoutMillis,
   idle: (pool) => (pool as { numFree?(): number }).numFree?.(),
   // acquireTimeoutMillis ran out.
   isExhaustion: (error) => (error as Error | null)?.constructor?.name === 'TimeoutError',

@@ -43,6 +43,8 @@ export interface Adapter {
   install(pool: object, tracker: Tracker): () => void;
   /** How many connections the pool may open at most, when it says. */
   capacity?(pool: object): number | undefined;
+  /** How long the pool lets an acquire wait before it gives up (ms), when it says and has a limit. */
+  acquireTimeoutMs?(pool: object): number | undefined;
   /** How many open connections the pool holds ready (not leased) now, when it says. Read only by `stats()`. */
   idle?(pool: object): number | undefined;
   /**
