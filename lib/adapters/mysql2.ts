@@ -119,14 +119,19 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
     patchMethod<Method>(core, 'getConnection', (original) =>
       function getConnection(this: Mysql2CorePool, callback: unknown) {
         if (!active || typeof callback !== 'function' || callbacks.has(callback)) return original.apply(this, arguments as unknown as unknown[]);
+        const fromQuery = inner !== null;
         const lease = inner ?? tracker.begin(getConnection);
         inner = null;
-        // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
-        const bound = AsyncResource.bind(function (this: unknown, error: unknown, conn: unknown) {
+        const track = function (this: unknown, error: unknown, conn: unknown) {
           if (error == null && conn != null) handover(lease, conn as Mysql2Connection);
           else tracker.fail(lease, error);
           return (callback as Function).apply(this, arguments);
-        });
+        };
+        // The app's callback is bound to its async context: a queued callback would otherwise
+        // run in the releaser's. pool.query()/execute()'s own callback is mysql2's, which
+        // answers the app from the connection's events whatever context it runs in; binding
+        // it would cost an AsyncResource per query for nothing.
+        const bound = fromQuery ? track : AsyncResource.bind(track);
         callbacks.add(bound);
         return callAcquire(tracker, lease, original, this, [bound]);
       },

@@ -43,6 +43,7 @@ export const pg: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as { options?: { max?: number } }).options?.max,
+  acquireTimeoutMs: (pool) => (pool as { options?: { connectionTimeoutMillis?: number } }).options?.connectionTimeoutMillis,
   idle: (pool) => (pool as { idleCount?: number }).idleCount,
   // connectionTimeoutMillis ran out while every client was checked out.
   isExhaustion: (error) => (error as Error | null)?.message === 'timeout exceeded when trying to connect',
@@ -71,18 +72,22 @@ export const pg: BuiltinAdapter = {
     const restores = [
       patchMethod<PgPool['connect']>(target, 'connect', (original) =>
         function connect(this: PgPool, callback?: ConnectCallback) {
-          const lease = queryCaller === null ? tracker.begin(connect) : tracker.begin(queryCaller, 'query');
+          const fromQuery = queryCaller !== null;
+          const lease = fromQuery ? tracker.begin(queryCaller!, 'query') : tracker.begin(connect);
           queryCaller = null;
           if (typeof callback === 'function') {
-            // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
-            const bound = AsyncResource.bind(function (this: unknown, error: unknown, client?: PgClient) {
+            const track = function (this: unknown, error: unknown, client?: PgClient) {
               if (error != null || client == null) {
                 tracker.fail(lease, error);
                 return callback.apply(this, arguments as unknown as Parameters<ConnectCallback>);
               }
               return callback.call(this, error, client, handover(lease, client));
-            });
-            return callAcquire(tracker, lease, original, this, [bound]);
+            };
+            // The app's callback is bound to its async context: a queued callback would
+            // otherwise run in the releaser's. pool.query()'s own callback needs no binding
+            // (the query wrapper binds the app's, and a promise keeps its context), and
+            // binding costs an AsyncResource per query.
+            return callAcquire(tracker, lease, original, this, [fromQuery ? track : AsyncResource.bind(track)]);
           }
           const result = callAcquire<PromiseLike<PgClient> | undefined>(tracker, lease, original, this, arguments as unknown as [ConnectCallback?]);
           if (typeof result?.then !== 'function') {
