@@ -27,6 +27,9 @@
 // does not fail on a noisy machine; and the allowance is capped at `maxAllowance` (×1.5)
 // before a miss is called 'noisy' instead of ok~, so a 2× regression is never passed
 // as noise: it is OVER, or at worst inconclusive.
+// The same rule judges the service rows (scenarios/service*.mjs), whose control is a
+// second raw service process, and their CPU-per-request row on the per-round CPU ratios.
+// The leak measurement's rows are counts (leakRows): met or not, with no noise allowance.
 import scaleScenario from './scenarios/scale.mjs';
 
 const maxAllowance = Math.log(1.5);
@@ -78,27 +81,44 @@ function verdict(figure, budget, limit, allowanceTooWide) {
   return allowanceTooWide ? 'noisy' : 'ok~';
 }
 
-export function ratioRow(results, scenarioName, variantName, label, { throughput = false } = {}) {
+/**
+ * A ratio row: the variant's median time (or, with `metric`, its median of that per-round
+ * figure) over the baseline's, or with `against` over that other variant's, judged with
+ * the noise rule above. `budget` overrides the scenario's budget for the variant. Its
+ * knownGaps key is `scenario/variant`, `scenario/variant/metric` with a metric.
+ */
+export function ratioRow(results, scenarioName, variantName, label, { throughput = false, metric, against, budget } = {}) {
   const scenario = results.find((s) => s.name === scenarioName);
   const v = scenario?.variants.find((x) => x.name === variantName);
   const control = scenario?.variants.find((x) => x.name === 'control');
-  if (!v || !control) return { row: label, verdict: 'not run' };
-  const allowance = Math.abs(ln(control.ratio)) + Math.max(halfIqrLog(control.perRoundRatios), halfIqrLog(v.perRoundRatios));
-  const limit = v.budget * Math.exp(allowance);
-  let verdict_ = verdict(v.ratio, v.budget, limit, allowance > maxAllowance);
-  const row = { row: label, unit: 'time ratio', figure: v.ratio, budget: v.budget, allowance, limit, verdict: verdict_ };
-  const ceiling = knownGaps[`${scenarioName}/${variantName}`];
+  const other = against === undefined ? undefined : scenario?.variants.find((x) => x.name === against);
+  if (!v || !control || (against !== undefined && !other)) return { row: label, verdict: 'not run' };
+  if (metric !== undefined && !v.metrics?.[metric]) return { row: label, verdict: 'not run' };
+  // The figure and the per-round ratios whose spread is the variant's own noise.
+  const series = (x) => (metric === undefined ? x : x.metrics[metric]);
+  let figure = series(v).ratio;
+  let ownRatios = series(v).perRoundRatios;
+  if (other) {
+    figure = v.medianNs / other.medianNs;
+    ownRatios = v.perRoundNs.map((t, i) => t / other.perRoundNs[i]);
+  }
+  const budget_ = budget ?? v.budget;
+  const allowance = Math.abs(ln(series(control).ratio)) + Math.max(halfIqrLog(series(control).perRoundRatios), halfIqrLog(ownRatios));
+  const limit = budget_ * Math.exp(allowance);
+  let verdict_ = verdict(figure, budget_, limit, allowance > maxAllowance);
+  const row = { row: label, unit: metric === undefined ? 'time ratio' : `${metric} ratio`, figure, budget: budget_, allowance, limit, verdict: verdict_ };
+  const ceiling = knownGaps[metric === undefined ? `${scenarioName}/${variantName}` : `${scenarioName}/${variantName}/${metric}`];
   if (ceiling !== undefined && verdict_ !== 'ok') {
     // Missing the budget is known: what matters is whether it got worse.
     const gapLimit = ceiling * Math.exp(allowance);
-    const atCeiling = verdict(v.ratio, ceiling, gapLimit, allowance > maxAllowance);
+    const atCeiling = verdict(figure, ceiling, gapLimit, allowance > maxAllowance);
     verdict_ = atCeiling === 'ok' || atCeiling === 'ok~' ? 'gap' : atCeiling;
     Object.assign(row, { ceiling, limit: gapLimit, verdict: verdict_, limitShown: `gap ≤ ${gapLimit.toFixed(2)}×` });
   }
   if (throughput) {
-    // DESIGN.md states these as throughput floors; pg.mjs turned them into time ceilings.
+    // DESIGN.md states these as throughput floors; the scenarios turned them into time ceilings.
     const limitShown = `${ceiling !== undefined && verdict_ !== 'ok' ? 'gap ' : ''}≥ ${(1 / row.limit).toFixed(2)}×`;
-    Object.assign(row, { unit: 'throughput ratio', shown: `${(1 / v.ratio).toFixed(3)}× throughput`, budgetShown: `≥ ${(1 / v.budget).toFixed(2)}×`, limitShown });
+    Object.assign(row, { unit: 'throughput ratio', shown: `${(1 / figure).toFixed(3)}× throughput`, budgetShown: `≥ ${(1 / budget_).toFixed(2)}×`, limitShown });
   }
   return row;
 }
@@ -175,6 +195,60 @@ function latencyRows(latency) {
   });
 }
 
+const percent = (x) => `${(100 * x).toFixed(x === 1 || x === 0 ? 0 : 1)}%`;
+
+// A count figure needs no noise allowance: it is met, or it is a known gap whose ceiling
+// holds, or it is over. `worse(figure, bound)` says whether figure misses bound.
+function countVerdict(met, figure, ceiling, worse) {
+  if (met) return 'ok';
+  return ceiling !== undefined && !worse(figure, ceiling) ? 'gap' : 'OVER';
+}
+
+/**
+ * The leak measurement's rows (scenarios/leaks.mjs), per phase. Naming: the share of
+ * leak reports (those not caused by a hang-up) whose call site is the leaking line, and
+ * every leaked request must have had one; knownGaps `leaks/named-<phase>` would be the
+ * lowest share accepted meanwhile. Hang-ups: reports per dropped request, budget 0;
+ * knownGaps `leaks/disconnect-<phase>` would be the highest share accepted.
+ */
+function leakRows(leaks) {
+  const naming = 'every leak report names the app\'s acquiring line';
+  const hangUp = 'no report when a client disconnects mid-request';
+  if (!leaks) return [{ row: naming, verdict: 'not run' }, { row: hangUp, verdict: 'not run' }];
+  return leaks.phases.flatMap((p) => {
+    const where = `(${p.name}, ${p.connections} connections)`;
+    const named = p.reports > 0 && p.named === p.reports && p.named >= p.leakedRequests;
+    const namingCeiling = knownGaps[`leaks/named-${p.name}`];
+    const share = p.reports === 0 ? 0 : p.share;
+    const hangUpShare = p.disconnects === 0 ? NaN : p.disconnectReports / p.disconnects;
+    const hangUpCeiling = knownGaps[`leaks/disconnect-${p.name}`];
+    return [
+      {
+        row: `${naming} ${where}`,
+        unit: 'share of leak reports',
+        figure: share,
+        shown: `${percent(share)} of ${p.reports} reports (${p.leakedRequests} leaked requests; ${p.withoutStack} without a stack)`,
+        budget: 1,
+        budgetShown: '100%, one per leak',
+        limitShown: namingCeiling === undefined ? '-' : `gap ≥ ${percent(namingCeiling)}`,
+        ...(namingCeiling === undefined ? {} : { ceiling: namingCeiling }),
+        verdict: countVerdict(named, share, namingCeiling, (x, floor) => !(x >= floor) || p.named < p.leakedRequests),
+      },
+      {
+        row: `${hangUp} ${where}`,
+        unit: 'reports per dropped request',
+        figure: hangUpShare,
+        shown: `${p.disconnectReports} reports from ${p.disconnects} hang-ups (${percent(hangUpShare)})`,
+        budget: 0,
+        budgetShown: '0 reports',
+        limitShown: hangUpCeiling === undefined ? '-' : `gap ≤ ${percent(hangUpCeiling)}`,
+        ...(hangUpCeiling === undefined ? {} : { ceiling: hangUpCeiling }),
+        verdict: countVerdict(p.disconnectReports === 0 && p.disconnects > 0, hangUpShare, hangUpCeiling, (x, ceiling) => !(x <= ceiling)),
+      },
+    ];
+  });
+}
+
 /** Every budget row of DESIGN.md, judged; rows whose scenario did not run say so. */
 export function evaluateBudgets(results, measurements) {
   return [
@@ -185,6 +259,12 @@ export function evaluateBudgets(results, measurements) {
     heapRow(measurements.heap),
     scaleRow(results),
     ...latencyRows(measurements.latency),
+    ratioRow(results, 'service', 'default', 'real service (Express 5, pg.Pool 10, 50 connections), default options', { throughput: true }),
+    ratioRow(results, 'service', 'default', 'same, CPU per request', { metric: 'cpuUs', budget: 1.05 }),
+    ratioRow(results, 'service', 'scope', 'same, with the request scope (expressScope())', { throughput: true }),
+    ratioRow(results, 'service', 'always', "same, stacks 'always'", { throughput: true }),
+    ratioRow(results, 'service-mariadb', 'poolwatch', "mariadb service: poolwatch's default vs leakDetectionTimeout (time)", { against: 'leakDetection', budget: 1 }),
+    ...leakRows(measurements.leaks),
   ];
 }
 

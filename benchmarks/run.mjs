@@ -1,8 +1,10 @@
 // Entry point of the benchmark suite (`npm run bench`, which builds first).
 //   node benchmarks/run.mjs [--quick] [--check [--known-gaps]] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]
-// Prints a table of ns/cycle and ratios against each scenario's raw baseline, then every
+// Prints a table of ns/cycle and ratios against each scenario's raw baseline (and, for the
+// service scenarios, each service's CPU, GC and allocation per request), then every
 // row of DESIGN.md's budget table with a verdict (budgets.mjs), and writes every figure
-// to benchmarks/results/latest.json (or --json PATH).
+// to benchmarks/results/latest.json (or --json PATH). A scenario may set its own rounds
+// (`rounds: { default, quick }`) unless --rounds is given.
 // Verdicts are always printed; only --check turns them into the exit code: 1 when a
 // budget is missed beyond the run's noise (OVER, or gap: a known miss), else 3 when a
 // miss could not be told from noise (noisy: rerun), else 0. --known-gaps accepts the
@@ -15,19 +17,24 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { evaluateBudgets, formatBudgetTable } from './budgets.mjs';
-import { formatTable, runScenario } from './runner.mjs';
+import { formatMetricsTable, formatTable, runScenario } from './runner.mjs';
 import floor from './scenarios/floor.mjs';
 import genericPool from './scenarios/generic-pool.mjs';
 import heap from './scenarios/heap.mjs';
 import latency from './scenarios/latency.mjs';
+import leaks from './scenarios/leaks.mjs';
 import pgScenario from './scenarios/pg.mjs';
 import scale from './scenarios/scale.mjs';
+import serviceMariadb from './scenarios/service-mariadb.mjs';
+import service from './scenarios/service.mjs';
 
 // Timed scenarios (runner.mjs: rounds of variants), then measurements that are not
 // times per cycle (heap growth, report latency): each has `measure({ quick, log })`.
-// `floor` last: its yardstick pools must not share generic-pool's warm code with the others.
-const scenarios = [genericPool, pgScenario, scale, floor];
-const measurements = [heap, latency];
+// `floor` after the in-process ones: its yardstick pools must not share generic-pool's
+// warm code with the others. The services run in processes of their own, so they do not
+// disturb it; they come last, as they are the longest.
+const scenarios = [genericPool, pgScenario, scale, floor, service, serviceMariadb];
+const measurements = [heap, latency, leaks];
 
 const here = dirname(fileURLToPath(import.meta.url));
 const usage = 'usage: node benchmarks/run.mjs [--quick] [--check [--known-gaps]] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';
@@ -67,7 +74,9 @@ if (args.help) {
 
 // Quick mode is for CI: it proves the suite runs end to end, its figures are not budgets' evidence.
 // 20 rounds are two full Williams cycles for 5 variants (see runner.mjs `order`).
-const rounds = positiveInt('rounds', args.rounds) ?? (args.quick ? 10 : 20);
+const mode = args.quick ? 'quick' : 'default';
+const roundsOverride = positiveInt('rounds', args.rounds);
+const rounds = roundsOverride ?? (args.quick ? 10 : 20);
 const cyclesOverride = positiveInt('cycles', args.cycles);
 const jsonPath = resolve(args.json ?? `${here}/results/latest.json`);
 
@@ -82,15 +91,23 @@ if (selected.length + selectedMeasurements.length === 0) {
 
 const started = Date.now();
 const results = [];
+const skipped = {};
 for (const scenario of selected) {
-  const cycles = cyclesOverride ?? (args.quick ? scenario.cycles.quick : scenario.cycles.default);
+  const reason = scenario.skip?.();
+  if (reason) {
+    skipped[scenario.name] = reason;
+    console.error(`${scenario.name}: skipped: ${reason}`);
+    continue;
+  }
+  const cycles = cyclesOverride ?? scenario.cycles[mode];
+  const scenarioRounds = roundsOverride ?? scenario.rounds?.[mode] ?? rounds;
   // Enough warm-up for the optimising compiler and for 'auto' to spend its starting
   // stack credit, so rounds measure the steady state rather than start-up.
   // A scenario doing real I/O may set its own (`warmupCycles: { default, quick }`).
-  const warmupCycles = scenario.warmupCycles?.[args.quick ? 'quick' : 'default'] ?? Math.max(cycles, args.quick ? 30_000 : 100_000);
-  console.error(`${scenario.name}: ${rounds} rounds × ${cycles} cycles × ${scenario.variants.length} variants`);
+  const warmupCycles = scenario.warmupCycles?.[mode] ?? Math.max(cycles, args.quick ? 30_000 : 100_000);
+  console.error(`${scenario.name}: ${scenarioRounds} rounds × ${cycles} cycles × ${scenario.variants.length} variants`);
   results.push(
-    await runScenario(scenario, { rounds, cycles, warmupCycles, log: (line) => console.error(line) }),
+    await runScenario(scenario, { rounds: scenarioRounds, cycles, warmupCycles, log: (line) => console.error(line) }),
   );
 }
 const measured = {};
@@ -109,10 +126,18 @@ const env = {
   cpu: `${cpuList.length} × ${cpuList[0]?.model ?? 'unknown'}`,
   memoryGB: Math.round(totalmem() / 2 ** 30),
 };
-console.log(`\npoolwatch benchmarks — node ${env.node}, ${env.cpu}, ${rounds} rounds${args.quick ? ' (quick)' : ''}, ${elapsedS.toFixed(1)} s`);
+const roundsShown = [...new Set(results.map((r) => r.rounds))].join('/') || rounds;
+console.log(`\npoolwatch benchmarks — node ${env.node}, ${env.cpu}, ${roundsShown} rounds${args.quick ? ' (quick)' : ''}, ${elapsedS.toFixed(1)} s`);
 console.log('ns/cycle: median over rounds; ratio: that median / the raw median;');
 console.log('IQR and min–max: of the per-round ratios (variant time / raw time in the same round).\n');
 console.log(formatTable(results));
+const metricsTable = formatMetricsTable(results);
+if (metricsTable) {
+  console.log('\nper request, measured in each service\'s own process: median over rounds; ratio: that median / raw\'s;');
+  console.log('[IQR of the per-round ratios]. CPU: user + system time; GC: time in collections;');
+  console.log('allocated: JS heap bytes allocated (heap growth + what each collection freed).\n');
+  console.log(metricsTable);
+}
 
 console.log('\nbudgets (DESIGN.md), each judged with the noise this run measured (budgets.mjs):');
 console.log('ok: within budget; ok~: over by less than the noise; OVER: over by more; noisy: too noisy to tell;');
@@ -126,6 +151,7 @@ const report = {
   rounds,
   elapsedS,
   scenarios: results,
+  skipped,
   measurements: measured,
   budgets,
 };
