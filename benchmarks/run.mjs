@@ -18,7 +18,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { evaluateBudgets, formatBudgetTable } from './budgets.mjs';
 import { formatMetricsTable, formatTable, runScenario } from './runner.mjs';
-import floor from './scenarios/floor.mjs';
 import genericPool from './scenarios/generic-pool.mjs';
 import heap from './scenarios/heap.mjs';
 import latency from './scenarios/latency.mjs';
@@ -30,10 +29,9 @@ import service from './scenarios/service.mjs';
 
 // Timed scenarios (runner.mjs: rounds of variants), then measurements that are not
 // times per cycle (heap growth, report latency): each has `measure({ quick, log })`.
-// `floor` after the in-process ones: its yardstick pools must not share generic-pool's
-// warm code with the others. The services run in processes of their own, so they do not
-// disturb it; they come last, as they are the longest.
-const scenarios = [genericPool, pgScenario, scale, floor, service, serviceMariadb];
+// The services run in processes of their own, so they do not disturb the in-process
+// ones; they come last, as they are the longest.
+const scenarios = [genericPool, pgScenario, scale, service, serviceMariadb];
 const measurements = [heap, latency, leaks];
 
 const here = dirname(fileURLToPath(import.meta.url));

