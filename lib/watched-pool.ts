@@ -108,6 +108,9 @@ export class WatchedPool implements Tracker {
   /** Frames a call-site capture takes under 'auto': learnt from full captures, only ever grows. */
   #depth = shallowestDepth;
   #probes = probes;
+  /** Under 'auto': the next acquire takes a full stack (a probe, or the budget allows one). */
+  #full = true;
+  captureDepth: number;
 
   constructor(
     readonly name: string,
@@ -119,6 +122,7 @@ export class WatchedPool implements Tracker {
     this.thresholdMs = options.leakThresholdMs;
     this.stacks = options.stacks;
     this.#sampler = new Sampler(options.stacks);
+    this.captureDepth = options.stacks === 'always' ? fullDepth : 0;
     this.#context = options.context;
     this.#onLeak = options.onLeak;
     // Longest prefix first, so 'src/a.ts:42' wins over 'src/a.ts'.
@@ -138,7 +142,7 @@ export class WatchedPool implements Tracker {
     const queued = this.ledger.size >= this.capacity;
     let trace = given ?? null;
     if (given === undefined && this.stacks !== 'never') {
-      if (this.stacks === 'auto' && (this.#probes > 0 || this.#sampler.wants(at))) {
+      if (this.stacks === 'auto' && this.#full) {
         trace = this.#captureFull(caller, at);
       } else {
         // Captured here, not in a helper: each frame between the app's call and the capture
@@ -151,6 +155,7 @@ export class WatchedPool implements Tracker {
         Error.stackTraceLimit = limit;
       }
     }
+    if (this.stacks === 'auto') this.#planCapture(at);
     const scope = currentScope();
     const labels = this.#context === undefined && scope === undefined ? traceLabels(at) : mergeLabels(this.#labels(), scope, traceLabels(at));
     const lease = new Lease(this, at, labels ?? emptyLabels, trace, via ?? this.adapter.acquireMethod, scope);
@@ -160,9 +165,17 @@ export class WatchedPool implements Tracker {
 
   capture(caller: Function): Trace | null {
     if (this.stacks === 'never') return null;
+    if (this.stacks === 'always') return captureTrace(caller);
     const at = now();
-    if (this.stacks === 'auto' && (this.#probes > 0 || this.#sampler.wants(at))) return this.#captureFull(caller, at);
-    return captureTrace(caller, this.stacks === 'auto' ? this.#depth : fullDepth);
+    const trace = this.#full ? this.#captureFull(caller, at) : captureTrace(caller, this.#depth);
+    this.#planCapture(at);
+    return trace;
+  }
+
+  // Decided one acquire ahead, so an adapter's wrapper can take the short capture in its own frame.
+  #planCapture(at: number): void {
+    this.#full = this.#probes > 0 || this.#sampler.wants(at);
+    this.captureDepth = this.#full ? 0 : this.#depth;
   }
 
   // Under 'auto': a full stack, read at once to learn how deep the app's line sits; both charged to the budget.
@@ -185,6 +198,7 @@ export class WatchedPool implements Tracker {
     if (origin.appDepth > 0) depth = Math.max(depth, origin.appDepth + contextFrames);
     else if (origin.captured >= trace.depth) depth = Math.max(depth, trace.depth * 2);
     this.#depth = Math.min(depth, fullDepth);
+    if (!this.#full) this.captureDepth = this.#depth;
   }
 
   handover(lease: Lease, resource: unknown, immediate?: boolean): void {

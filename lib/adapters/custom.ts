@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import { PoolwatchTypeError, codes, describe } from '../errors.js';
-import { callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { Adapter, Tracker } from './types.js';
 
 /** A method given by name, or as the function itself (`pool.checkout`). */
@@ -110,13 +110,13 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
 
       const restores = [
         patchMethod<(...args: unknown[]) => unknown>(target, acquireKey, (original) =>
-          function acquire(this: object) {
-            const lease = tracker.begin(acquire);
-            const last = arguments.length - 1;
-            const callback: unknown = arguments[last];
-            let args: ArrayLike<unknown> = arguments;
+          acquireWrapper(tracker, (self: object, given, trace, acquire) => {
+            const lease = tracker.begin(acquire, undefined, trace);
+            const last = given.length - 1;
+            const callback: unknown = given[last];
+            let args: ArrayLike<unknown> = given;
             if (typeof callback === 'function') {
-              const copy = Array.prototype.slice.call(arguments);
+              const copy = Array.prototype.slice.call(given);
               // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
               copy[last] = AsyncResource.bind(function (this: unknown, error: unknown, connection: unknown) {
                 if (error == null && connection != null) handover(lease, connection);
@@ -125,15 +125,15 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
               });
               args = copy;
             }
-            const result = callAcquire<unknown>(tracker, lease, original, this, args as unknown[]);
-            if (args !== arguments) return result;
+            const result = callAcquire<unknown>(tracker, lease, original, self, args as unknown[]);
+            if (args !== given) return result;
             if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
               return trackPromise(result as PromiseLike<unknown>, (connection) => handover(lease, connection), (error) => tracker.fail(lease, error));
             }
             if (result != null) handover(lease, result);
             else tracker.fail(lease);
             return result;
-          },
+          }),
         ),
         ...ends
           .filter(([ref]) => ref.on === 'pool')

@@ -1,5 +1,5 @@
 import type { Pool } from 'generic-pool';
-import { callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { Lease } from '../lease.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
@@ -86,17 +86,17 @@ export const genericPool: BuiltinAdapter = {
     const requests = followRequests(pool as AnyPool, tracker);
     const restores = [
       patchMethod<AnyPool['acquire']>(pool, 'acquire', (original) =>
-        function acquire(this: AnyPool, priority?: number) {
-          const lease = tracker.begin(acquire);
+        acquireWrapper(tracker, (self: AnyPool, args, trace, acquire) => {
+          const lease = tracker.begin(acquire, undefined, trace);
           if (requests === undefined) {
-            const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, this, arguments as unknown as [number?]);
+            const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, self, args);
             return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
           }
           const outer = requests.current;
           requests.pending = requests.current = lease;
           let promise: Promise<unknown>;
           try {
-            promise = original.apply(this, arguments as unknown as [number?]);
+            promise = original.apply(self, args as unknown as [number?]);
           } catch (error) {
             requests.pending = undefined;
             tracker.fail(lease, error);
@@ -108,7 +108,7 @@ export const genericPool: BuiltinAdapter = {
           // Refused without a request (draining, too many waiting): the promise says why.
           requests.pending = undefined;
           return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
-        },
+        }) as AnyPool['acquire'],
       ),
       patchMethod<AnyPool['release']>(pool, 'release', (original) =>
         function release(this: AnyPool, resource: unknown) {

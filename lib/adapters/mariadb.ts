@@ -1,5 +1,5 @@
 import type { Lease } from '../lease.js';
-import { callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** What this adapter touches of a mariadb 3 connection handed out by a pool. */
@@ -116,9 +116,9 @@ export const mariadb: BuiltinAdapter = {
 
     const restores = [
       patchMethod<MariadbPool['getConnection']>(pool, 'getConnection', (original) =>
-        function getConnection(this: MariadbPool) {
-          const lease = tracker.begin(getConnection);
-          const promise = callAcquire<Promise<PoolConnection>>(tracker, lease, original, this, arguments as unknown as []);
+        acquireWrapper(tracker, (self: MariadbPool, args, trace, getConnection) => {
+          const lease = tracker.begin(getConnection, undefined, trace);
+          const promise = callAcquire<Promise<PoolConnection>>(tracker, lease, original, self, args);
           return trackPromise(
             promise,
             (connection) => {
@@ -131,7 +131,7 @@ export const mariadb: BuiltinAdapter = {
             },
             (error) => tracker.fail(lease, error),
           ) as Promise<PoolConnection>;
-        },
+        }) as MariadbPool['getConnection'],
       ),
       ...oneShot
         .filter((key) => typeof (pool as unknown as Record<string, unknown>)[key] === 'function')
@@ -140,16 +140,13 @@ export const mariadb: BuiltinAdapter = {
             // The pool hands the connection over out of sight, so the lease runs from the
             // call (waiting in the queue counts as holding) to the settling of the promise.
             // The lease is its own key in the ledger: there is no connection object to use.
-            function settle(lease: Lease): void {
-              tracker.end(lease, false, key, wrapper);
-            }
-            const wrapper = function (this: MariadbPool) {
-              const lease = tracker.begin(wrapper, key);
-              const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, this, arguments as unknown as unknown[]);
+            return acquireWrapper(tracker, (self: MariadbPool, args, trace, wrapper) => {
+              const lease = tracker.begin(wrapper, key, trace);
+              const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, self, args);
               tracker.handover(lease, lease);
-              return trackPromise(promise, () => settle(lease), () => settle(lease));
-            };
-            return wrapper;
+              const settle = () => tracker.end(lease, false, key, wrapper);
+              return trackPromise(promise, settle, settle);
+            }) as Call;
           }),
         ),
     ];

@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { PoolwatchTypeError, codes } from '../errors.js';
 import type { Lease } from '../lease.js';
-import { callAcquire, patchMethod } from './patch.js';
+import { acquireWrapper, callAcquire, patchMethod } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 // The parts of mysql2 3 (lib/base/pool.js, lib/pool_connection.js) that poolwatch touches.
@@ -117,34 +117,40 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
 
   const restores = [
     patchMethod<Method>(core, 'getConnection', (original) =>
-      function getConnection(this: Mysql2CorePool, callback: unknown) {
-        if (!active || typeof callback !== 'function' || callbacks.has(callback)) return original.apply(this, arguments as unknown as unknown[]);
-        const fromQuery = inner !== null;
-        const lease = inner ?? tracker.begin(getConnection);
-        inner = null;
-        const track = function (this: unknown, error: unknown, conn: unknown) {
-          if (error == null && conn != null) handover(lease, conn as Mysql2Connection);
-          else tracker.fail(lease, error);
-          return (callback as Function).apply(this, arguments);
-        };
-        // The app's callback is bound to its async context: a queued callback would otherwise
-        // run in the releaser's. pool.query()/execute()'s own callback is mysql2's, which
-        // answers the app from the connection's events whatever context it runs in; binding
-        // it would cost an AsyncResource per query for nothing.
-        const bound = fromQuery ? track : AsyncResource.bind(track);
-        callbacks.add(bound);
-        return callAcquire(tracker, lease, original, this, [bound]);
-      },
+      acquireWrapper(
+        tracker,
+        (self: Mysql2CorePool, args, trace, getConnection) => {
+          const callback = args[0];
+          if (!active || typeof callback !== 'function' || callbacks.has(callback)) return original.apply(self, args as unknown as unknown[]);
+          const fromQuery = inner !== null;
+          const lease = inner ?? tracker.begin(getConnection, undefined, trace);
+          inner = null;
+          const track = function (this: unknown, error: unknown, conn: unknown) {
+            if (error == null && conn != null) handover(lease, conn as Mysql2Connection);
+            else tracker.fail(lease, error);
+            return (callback as Function).apply(this, arguments);
+          };
+          // The app's callback is bound to its async context: a queued callback would otherwise
+          // run in the releaser's. pool.query()/execute()'s own callback is mysql2's, which
+          // answers the app from the connection's events whatever context it runs in; binding
+          // it would cost an AsyncResource per query for nothing.
+          const bound = fromQuery ? track : AsyncResource.bind(track);
+          callbacks.add(bound);
+          return callAcquire(tracker, lease, original, self, [bound]);
+        },
+        // pool.query()/execute() took the call site already.
+        () => inner !== null,
+      ),
     ),
     ...(['query', 'execute'] as const).map((via) =>
       patchMethod<Method>(core, via, (original) => {
         // pool.query()/execute() take a connection with getConnection() and release it themselves.
-        const wrapper = function (this: Mysql2CorePool) {
-          if (!active) return original.apply(this, arguments as unknown as unknown[]);
-          const lease = tracker.begin(wrapper, via);
+        return acquireWrapper(tracker, (self: Mysql2CorePool, args, trace, wrapper) => {
+          if (!active) return original.apply(self, args as unknown as unknown[]);
+          const lease = tracker.begin(wrapper, via, trace);
           inner = lease;
           try {
-            return original.apply(this, arguments as unknown as unknown[]);
+            return original.apply(self, args as unknown as unknown[]);
           } finally {
             // It threw before asking for a connection.
             if (inner === lease) {
@@ -152,8 +158,7 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
               tracker.fail(lease);
             }
           }
-        };
-        return wrapper;
+        }) as Method;
       }),
     ),
     patchMethod<Method>(core, 'releaseConnection', (original) =>

@@ -1,4 +1,5 @@
 import type { Lease } from '../lease.js';
+import { Trace } from '../stack.js';
 import type { Tracker } from './types.js';
 
 /**
@@ -18,6 +19,34 @@ export function patchMethod<F extends Function>(target: object, key: string, wra
     if (own === undefined) delete record[key];
     else Object.defineProperty(target, key, own);
   };
+}
+
+/**
+ * An acquire wrapper that records the app's call site in its own frame, then calls
+ * `body(self, args, trace, wrapper)`; `body` passes `wrapper` and `trace` to
+ * `tracker.begin`. Taken here, the capture walks no poolwatch frame before the app's:
+ * each frame walked costs about as much as the rest of a lease's bookkeeping. `trace` is
+ * undefined when the tracker takes the stack itself (a full one, or none), or when
+ * `inner()` says the call comes from the pool's own method that already took it.
+ */
+export function acquireWrapper<T, R>(
+  tracker: Tracker,
+  body: (self: T, args: IArguments, trace: Trace | undefined, wrapper: Function) => R,
+  inner?: () => boolean,
+): (this: T, ...args: unknown[]) => R {
+  const wrapper = function (this: T): R {
+    const depth = tracker.captureDepth;
+    let trace: Trace | undefined;
+    if (depth !== 0 && (inner === undefined || !inner())) {
+      trace = new Trace(depth);
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = depth;
+      Error.captureStackTrace(trace, wrapper);
+      Error.stackTraceLimit = limit;
+    }
+    return body(this, arguments, trace, wrapper);
+  };
+  return wrapper;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Lease } from '../lease.js';
-import { callAcquire, patchMethod, trackPromise } from './patch.js';
+import type { Trace } from '../stack.js';
+import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** A checked-out client as pg-pool hands it over: `release` is assigned afresh at each checkout. */
@@ -51,8 +52,11 @@ export const pg: BuiltinAdapter = {
   install(target, tracker: Tracker) {
     // Checked-out clients keep their wrapped release after an unwatch; it then just calls through.
     let active = true;
-    // Set by the query wrapper for the connect it makes at once: that lease is the query's.
+    // Set by the query wrapper for the connect it makes at once: that lease is the query's,
+    // and its call site was taken in the query wrapper.
     let queryCaller: Function | null = null;
+    let queryTrace: Trace | undefined;
+    const fromQuery = () => queryCaller !== null;
 
     // Wraps the release pg-pool just assigned for this checkout; returns it as `done` too.
     const handover = (lease: Lease, client: PgClient): PgClient['release'] => {
@@ -71,51 +75,59 @@ export const pg: BuiltinAdapter = {
 
     const restores = [
       patchMethod<PgPool['connect']>(target, 'connect', (original) =>
-        function connect(this: PgPool, callback?: ConnectCallback) {
-          const fromQuery = queryCaller !== null;
-          const lease = fromQuery ? tracker.begin(queryCaller!, 'query') : tracker.begin(connect);
-          queryCaller = null;
-          if (typeof callback === 'function') {
-            const track = function (this: unknown, error: unknown, client?: PgClient) {
-              if (error != null || client == null) {
-                tracker.fail(lease, error);
-                return callback.apply(this, arguments as unknown as Parameters<ConnectCallback>);
-              }
-              return callback.call(this, error, client, handover(lease, client));
-            };
-            // The app's callback is bound to its async context: a queued callback would
-            // otherwise run in the releaser's. pool.query()'s own callback needs no binding
-            // (the query wrapper binds the app's, and a promise keeps its context), and
-            // binding costs an AsyncResource per query.
-            return callAcquire(tracker, lease, original, this, [fromQuery ? track : AsyncResource.bind(track)]);
-          }
-          const result = callAcquire<PromiseLike<PgClient> | undefined>(tracker, lease, original, this, arguments as unknown as [ConnectCallback?]);
-          if (typeof result?.then !== 'function') {
-            tracker.fail(lease);
-            return result;
-          }
-          return trackPromise(result, (client) => handover(lease, client), (error) => tracker.fail(lease, error));
-        },
+        acquireWrapper(
+          tracker,
+          (self: PgPool, args, trace, connect) => {
+            const forQuery = queryCaller !== null;
+            const lease = forQuery ? tracker.begin(queryCaller!, 'query', queryTrace) : tracker.begin(connect, undefined, trace);
+            queryCaller = null;
+            queryTrace = undefined;
+            const callback = args[0] as ConnectCallback | undefined;
+            if (typeof callback === 'function') {
+              const track = function (this: unknown, error: unknown, client?: PgClient) {
+                if (error != null || client == null) {
+                  tracker.fail(lease, error);
+                  return callback.apply(this, arguments as unknown as Parameters<ConnectCallback>);
+                }
+                return callback.call(this, error, client, handover(lease, client));
+              };
+              // The app's callback is bound to its async context: a queued callback would
+              // otherwise run in the releaser's. pool.query()'s own callback needs no binding
+              // (the query wrapper binds the app's, and a promise keeps its context), and
+              // binding costs an AsyncResource per query.
+              return callAcquire(tracker, lease, original, self, [forQuery ? track : AsyncResource.bind(track)]);
+            }
+            const result = callAcquire<PromiseLike<PgClient> | undefined>(tracker, lease, original, self, args);
+            if (typeof result?.then !== 'function') {
+              tracker.fail(lease);
+              return result;
+            }
+            return trackPromise(result, (client) => handover(lease, client), (error) => tracker.fail(lease, error));
+          },
+          fromQuery,
+        ) as PgPool['connect'],
       ),
       patchMethod<PgPool['query']>(target, 'query', (original) =>
-        function query(this: PgPool, text: unknown) {
+        acquireWrapper(tracker, (self: PgPool, given, trace, query) => {
           // pg-pool rejects a function as the query without connecting.
-          if (typeof text === 'function') return original.apply(this, arguments as unknown as [unknown]);
-          let args: ArrayLike<unknown> = arguments;
-          const last = typeof arguments[2] === 'function' ? 2 : typeof arguments[1] === 'function' ? 1 : -1;
+          if (typeof given[0] === 'function') return original.apply(self, given as unknown as [unknown]);
+          let args: ArrayLike<unknown> = given;
+          const last = typeof given[2] === 'function' ? 2 : typeof given[1] === 'function' ? 1 : -1;
           if (last !== -1) {
             // pg calls it from the client's socket, in the context of whoever opened the connection.
-            const copy = Array.prototype.slice.call(arguments);
+            const copy = Array.prototype.slice.call(given);
             copy[last] = AsyncResource.bind(copy[last] as (...args: unknown[]) => unknown);
             args = copy;
           }
           queryCaller = query;
+          queryTrace = trace;
           try {
-            return original.apply(this, args as unknown as [unknown]);
+            return original.apply(self, args as unknown as [unknown]);
           } finally {
             queryCaller = null;
+            queryTrace = undefined;
           }
-        },
+        }) as PgPool['query'],
       ),
     ];
     return () => {

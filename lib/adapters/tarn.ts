@@ -1,4 +1,4 @@
-import { callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** What a tarn acquire returns: the pending operation, whose `promise` settles with the resource. */
@@ -55,9 +55,9 @@ export const tarn: BuiltinAdapter = {
   install(pool, tracker: Tracker) {
     const restores = [
       patchMethod<TarnPool['acquire']>(pool, 'acquire', (original) =>
-        function acquire(this: TarnPool) {
-          const lease = tracker.begin(acquire);
-          const pending = callAcquire<PendingAcquire>(tracker, lease, original, this, arguments as unknown as []);
+        acquireWrapper(tracker, (self: TarnPool, args, trace, acquire) => {
+          const lease = tracker.begin(acquire, undefined, trace);
+          const pending = callAcquire<PendingAcquire>(tracker, lease, original, self, args);
           // tarn chains on `promise` the same way; its destroy() and validation read it back from the object.
           pending.promise = trackPromise(
             pending.promise,
@@ -65,7 +65,7 @@ export const tarn: BuiltinAdapter = {
             (error) => tracker.fail(lease, error),
           );
           return pending;
-        },
+        }) as TarnPool['acquire'],
       ),
       patchMethod<TarnPool['release']>(pool, 'release', (original) =>
         function release(this: TarnPool, resource: unknown) {

@@ -14,6 +14,11 @@ export interface Tracker {
    */
   begin(caller: Function, via?: string, trace?: Trace | null): Lease;
   /**
+   * How many frames an acquire wrapper should capture itself now (see `acquireWrapper`),
+   * or 0 when `begin` takes the stack (a full one, or none).
+   */
+  readonly captureDepth: number;
+  /**
    * The app's stack above `caller` when the stack policy wants one now, else null: for
    * adapters whose pool acquires later than the app's call (pass it to `begin`).
    */
