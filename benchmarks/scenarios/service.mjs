@@ -24,20 +24,28 @@ export const serviceMetrics = {
 };
 
 /**
- * One round against one service: `n` requests, with the service's own figures measured
- * around them. A round far past its expected second or two means a stuck service.
+ * One round against the service of `mode`: `n` requests, with the service's own figures
+ * measured around them. A round far past its expected second or two means a stuck service.
  */
-export async function serviceRound(service, n) {
-  await service.call('begin');
-  const result = await load(service.port, { connections, amount: n, requests: mixedRequests(), capMs: 60_000 });
-  const { cpuUs, gcUs, allocBytes } = await service.call('end');
-  return { cpuUs, gcUs, allocBytes, p99Ms: result.latency.p99 };
+export async function serviceRound(state, mode, n) {
+  const service = state.services[mode];
+  try {
+    await service.call('begin');
+    const result = await load(service.port, { connections, amount: n, requests: mixedRequests(), capMs: 60_000 });
+    const { cpuUs, gcUs, allocBytes } = await service.call('end');
+    return { cpuUs, gcUs, allocBytes, p99Ms: result.latency.p99 };
+  } catch (error) {
+    state.failed = true;
+    throw error;
+  }
 }
 
 /** Throws unless every watched service tracked leases and none is left open. */
-export async function checkTracked(scenarioName, services, names) {
+export async function checkTracked(scenarioName, state, names) {
+  // After a failed round leases may be open mid-request: that round's error is the one to show.
+  if (state.failed) return;
   for (const name of names) {
-    const { stats } = await services[name].call('stats');
+    const { stats } = await state.services[name].call('stats');
     const pool = stats && Object.values(stats)[0];
     if (!pool || pool.acquired === 0 || pool.open !== 0) {
       throw new Error(`${scenarioName}: service '${name}' was not tracked as expected: ${JSON.stringify(pool ?? stats)}`);
@@ -67,14 +75,16 @@ export default {
   baseline: 'raw',
   budgets: { default: 1 / 0.97, scope: 1 / 0.95, always: 1 / 0.93 },
   metrics: serviceMetrics,
-  // ~3,500 requests/s raw on a 2-core VM (service, load generator and database share the
-  // cores): a default round takes ~2 s, 12 rounds of 6 variants ~2.5 min; quick ~1 min.
-  // 6 variants: 12 rounds are two full Williams cycles, 6 quick rounds one.
-  cycles: { default: 6_000, quick: 3_000 },
+  // ~2,500–3,500 requests/s raw on a 2-core VM (service, load generator and database share
+  // the cores). Short rounds, many of them: on a shared machine throughput drifts by 2× within
+  // a minute, and ratios within a round (6 runs of ~1 s) see less of that drift than rounds
+  // of 6 × 2.5 s did (per-round ratios of two raw services from 0.86 to 1.84). Full ~3 min,
+  // quick ~1.5 min. 6 variants: 24 rounds are four Williams cycles, 12 two.
+  cycles: { default: 3_000, quick: 1_500 },
   // Per pass (the runner makes two). A fresh service spends its first ~4,000 requests at
   // twice its steady CPU per request, compiling: rounds must not see that.
   warmupCycles: { default: 5_000, quick: 3_000 },
-  rounds: { default: 12, quick: 6 },
+  rounds: { default: 24, quick: 12 },
 
   async setup() {
     const server = await startPostgres();
@@ -90,11 +100,12 @@ export default {
     return { server, services };
   },
 
-  variants: modes.map((mode) => ({ name: mode, run: ({ services }, n) => serviceRound(services[mode], n) })),
+  variants: modes.map((mode) => ({ name: mode, run: (state, n) => serviceRound(state, mode, n) })),
 
-  async teardown({ server, services }) {
+  async teardown(state) {
+    const { server, services } = state;
     try {
-      await checkTracked('service', services, watched);
+      await checkTracked('service', state, watched);
     } finally {
       try {
         await closeAll(services);
