@@ -2,6 +2,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Lease } from './lease.js';
 import type { Labels } from './options.js';
 
+/** Brings a scope's labels up to date; see {@link Scope.refresh}. */
+export type RefreshLabels = (labels: Record<string, unknown>) => void;
+
 /**
  * A unit of work (a request, a job, a test) whose leases must all be closed when it
  * ends. Scopes nest: an inner scope's labels are merged over its parent's.
@@ -12,9 +15,15 @@ export class Scope {
   ended = false;
 
   constructor(
-    /** Own labels merged over the parent's (inner wins). */
+    /** Own labels merged over the parent's (inner wins); the leases that record them share them. */
     readonly labels: Labels,
     readonly parent: Scope | undefined,
+    /**
+     * Updates `labels` in place as a lease records them or a nested scope copies them,
+     * and once more as the scope ends: a request's route is known only once the
+     * framework has routed it. Cleared at the end, so the scope lets go of the request.
+     */
+    public refresh: RefreshLabels | undefined,
   ) {}
 }
 
@@ -29,37 +38,63 @@ export function currentScope(): Scope | undefined {
 }
 
 /**
+ * A new scope under the caller's current one, not yet entered. Its labels are frozen,
+ * at once or, when `refresh` keeps them up to date, as the scope ends.
+ */
+export function openScope(labels: Labels, refresh?: RefreshLabels): Scope {
+  used = true;
+  const parent = storage.getStore();
+  let merged = labels;
+  if (parent !== undefined) {
+    parent.refresh?.(parent.labels as Record<string, unknown>);
+    merged = { ...parent.labels, ...labels };
+  }
+  return new Scope(refresh === undefined ? Object.freeze(merged) : merged, parent, refresh);
+}
+
+/** Runs `fn` with `scope` as the current scope, for it and the async work it starts. */
+export function runInScope<R>(scope: Scope, fn: () => R): R {
+  return storage.run(scope, fn);
+}
+
+/** Ends `scope`, once: later leases of it are leaks as they are handed over; `onEnd` reports the open ones. */
+export function endScope(scope: Scope, onEnd: (scope: Scope) => void): void {
+  if (scope.ended) return;
+  scope.ended = true;
+  const refresh = scope.refresh;
+  if (refresh !== undefined) {
+    scope.refresh = undefined;
+    refresh(scope.labels as Record<string, unknown>);
+    Object.freeze(scope.labels);
+  }
+  onEnd(scope);
+}
+
+/**
  * Runs `fn` in a new scope; calls `onEnd(scope)` once `fn` has settled (or thrown), and
  * returns what `fn` returns, unchanged.
  */
 export function runScope<R>(labels: Labels, fn: () => R, onEnd: (scope: Scope) => void): R {
-  used = true;
-  const parent = storage.getStore();
-  const merged = parent === undefined ? labels : { ...parent.labels, ...labels };
-  const scope = new Scope(Object.freeze(merged), parent);
-  const end = () => {
-    scope.ended = true;
-    onEnd(scope);
-  };
+  const scope = openScope(labels);
   let result: R;
   try {
     result = storage.run(scope, fn);
   } catch (error) {
-    end();
+    endScope(scope, onEnd);
     throw error;
   }
   if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') {
-    end();
+    endScope(scope, onEnd);
     return result;
   }
   // A chained promise, so a rejection the caller ignores is still reported as unhandled.
   return (result as PromiseLike<unknown>).then(
     (value) => {
-      end();
+      endScope(scope, onEnd);
       return value;
     },
     (error: unknown) => {
-      end();
+      endScope(scope, onEnd);
       throw error;
     },
   ) as R;
@@ -70,6 +105,7 @@ export function runScope<R>(labels: Labels, fn: () => R, onEnd: (scope: Scope) =
  * the scope wins), and the active trace's ids. No allocation unless two give labels.
  */
 export function mergeLabels(own: Labels | undefined, scope: Scope | undefined, trace: Labels | undefined): Labels | undefined {
+  if (scope?.refresh !== undefined) scope.refresh(scope.labels as Record<string, unknown>);
   const scoped = scope === undefined ? own : own === undefined ? scope.labels : { ...own, ...scope.labels };
   if (trace === undefined) return scoped;
   return scoped === undefined ? trace : { ...scoped, ...trace };

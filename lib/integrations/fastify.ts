@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathOf, requestLabels, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions } from './request-scope.js';
+import { pathOf, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions } from './request-scope.js';
 
 /** What poolwatch reads of a Fastify request (Fastify 4.10+ and 5). */
 export interface FastifyRequestLike {
@@ -29,8 +29,9 @@ const registerKeys = new Set(['prefix', 'logLevel', 'logSerializers']);
  * validation, `preHandler` hooks, the route handler, `onSend`, error handlers), in a
  * poolwatch scope labelled `method`, `route` (the matched pattern, e.g. `/users/:id`,
  * else the path without the query string) and `requestId`: a connection still leased
- * when the response finishes, or when the client goes away, is reported at once as a
- * `scope-ended` leak naming the acquiring line.
+ * when the response finishes is reported at once as a `scope-ended` leak naming the
+ * acquiring line; when the client goes away first, the handler has `abortGraceMs` to give
+ * its connections back.
  *
  * `await app.register(fastifyScope, options?)`, before other plugins: like a plugin
  * wrapped in fastify-plugin it is not encapsulated, so its hook covers every route, and
@@ -46,8 +47,7 @@ export function fastifyScope(instance: object, options: FastifyScopeOptions, don
     hook = function poolwatchScope(request, reply, next) {
       const url = request.routeOptions?.url;
       const route = typeof url === 'string' ? url : pathOf(request.raw.url);
-      const { labels, settle } = requestLabels(resolved, request, request.raw, route);
-      runRequestScope(labels, reply.raw, settle, () => next());
+      runRequestScope(resolved, request, request.raw, reply.raw, route, next);
     };
   } catch (error) {
     done(error as Error);

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathOf, requestLabels, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions } from './request-scope.js';
+import { pathOf, resolveRequestScopeOptions, runRequestScope, type RequestScopeOptions, type RouteLabel } from './request-scope.js';
 
 /** What poolwatch reads of a Koa context (Koa 2 and 3). */
 export interface KoaContextLike {
@@ -15,24 +15,28 @@ export interface KoaContextLike {
 export type KoaMiddleware<Ctx extends KoaContextLike = KoaContextLike> = (ctx: Ctx, next: () => Promise<unknown>) => Promise<unknown>;
 
 /** @koa/router's matched pattern once it has routed, else the path without the query string. */
-function routeOf(ctx: KoaContextLike): () => string {
-  return () => (typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : pathOf(ctx.originalUrl ?? ctx.req.url));
+function routeOf(ctx: KoaContextLike): RouteLabel {
+  return (labels) => {
+    labels.route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : pathOf(ctx.originalUrl ?? ctx.req.url);
+  };
 }
 
 /**
  * Koa middleware that runs the downstream middleware in a poolwatch scope labelled
  * `method`, `route` (the pattern @koa/router matched, e.g. `/users/:id`, else the path
  * without the query string) and `requestId`: a connection still leased when the response
- * finishes, or when the client goes away, is reported at once as a `scope-ended` leak
- * naming the acquiring line. The `labels` option is called with the context.
+ * finishes is reported at once as a `scope-ended` leak naming the acquiring line. When
+ * the client goes away first, downstream has `abortGraceMs`, or until its promise
+ * settles, to give its connections back. The `labels` option is called with the
+ * context.
  *
- * `app.use(koaScope())`, first: it returns downstream's promise unchanged, so errors and
- * the response are Koa's as before. Throws a `PoolwatchTypeError` at once for bad options.
+ * `app.use(koaScope())`, first: it returns a promise that settles as downstream's does,
+ * so errors and the response are Koa's as before. Throws a `PoolwatchTypeError` at once
+ * for bad options.
  */
 export function koaScope<Ctx extends KoaContextLike = KoaContextLike>(options?: RequestScopeOptions<Ctx>): KoaMiddleware<Ctx> {
   const resolved = resolveRequestScopeOptions<Ctx>(options, 'koaScope()');
   return function poolwatchScope(ctx, next) {
-    const { labels, settle } = requestLabels(resolved, ctx, ctx.req, routeOf(ctx));
-    return runRequestScope(labels, ctx.res, settle, next);
+    return runRequestScope(resolved, ctx, ctx.req, ctx.res, routeOf(ctx), next);
   };
 }

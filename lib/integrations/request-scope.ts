@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { scope } from '../detector.js';
+import { endScope, openScope, runInScope, type RefreshLabels } from '../context.js';
 import { ListenerError, PoolwatchTypeError, codes, describe } from '../errors.js';
 import type { Labels } from '../options.js';
+import { WatchedPool } from '../watched-pool.js';
 
 /**
  * Options of every request scope (`requestScope`, `expressScope`, `fastifyScope`,
@@ -19,15 +20,33 @@ export interface RequestScopeOptions<Req = IncomingMessage> {
   labels?: (req: Req) => Labels | undefined | null;
   /** The incoming header whose value becomes `requestId`. Default `'x-request-id'`. */
   requestIdHeader?: string;
+  /**
+   * When the client goes away before the response has finished, how long (ms) the
+   * handler may go on holding connections before those still leased are reported
+   * (`scope-ended`). The scope ends sooner if the handler's promise settles in that time,
+   * where the integration sees it (`requestScope` with an async handler, `koaScope`); `0`
+   * ends it as the client goes. Leases still meet their pool's threshold meanwhile.
+   * Default `10000`.
+   */
+  abortGraceMs?: number;
 }
 
 /** Options after validation: the header name is lower-case, as node keys `req.headers`. */
 export interface ResolvedRequestScope<Req> {
   readonly labels: ((req: Req) => Labels | undefined | null) | undefined;
   readonly requestIdHeader: string;
+  readonly abortGraceMs: number;
 }
 
-const keys = ['labels', 'requestIdHeader'];
+// A handler that outlives its client is usually still waiting on its queries: 10 s lets
+// a slow but healthy one finish and give its connections back, and is still well under
+// the default leakThresholdMs (30 s), so a real leak on an abandoned request is reported
+// as `scope-ended`, naming the request, before the threshold would report it.
+const defaultAbortGraceMs = 10_000;
+// setTimeout takes at most 2^31-1 ms; a longer delay would fire at once.
+const maxTimerMs = 2_147_483_647;
+
+const keys = ['labels', 'requestIdHeader', 'abortGraceMs'];
 
 function invalid(message: string): PoolwatchTypeError {
   return new PoolwatchTypeError(codes.invalidOption, message);
@@ -35,21 +54,28 @@ function invalid(message: string): PoolwatchTypeError {
 
 /** Validates request scope options at setup; throws a TypeError naming the option and value. */
 export function resolveRequestScopeOptions<Req>(options: unknown, where: string): ResolvedRequestScope<Req> {
-  if (options === undefined) return { labels: undefined, requestIdHeader: 'x-request-id' };
+  if (options === undefined) return { labels: undefined, requestIdHeader: 'x-request-id', abortGraceMs: defaultAbortGraceMs };
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw invalid(`Expected the options of ${where} to be an object, got ${describe(options)}.`);
   }
   for (const key of Object.keys(options)) {
     if (!keys.includes(key)) throw invalid(`Unknown option \`${key}\` in ${where}. Expected one of: ${keys.join(', ')}.`);
   }
-  const { labels, requestIdHeader = 'x-request-id' } = options as Record<string, unknown>;
+  const { labels, requestIdHeader = 'x-request-id', abortGraceMs = defaultAbortGraceMs } = options as Record<string, unknown>;
   if (labels !== undefined && typeof labels !== 'function') {
     throw invalid(`Expected \`labels\` to be a function returning labels, got ${describe(labels)}.`);
   }
   if (typeof requestIdHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(requestIdHeader)) {
     throw invalid(`Expected \`requestIdHeader\` to be a header name, got ${describe(requestIdHeader)}.`);
   }
-  return { labels: labels as ResolvedRequestScope<Req>['labels'], requestIdHeader: requestIdHeader.toLowerCase() };
+  if (typeof abortGraceMs !== 'number' || !Number.isFinite(abortGraceMs) || abortGraceMs < 0) {
+    throw invalid(`Expected \`abortGraceMs\` to be a non-negative finite number of milliseconds, got ${describe(abortGraceMs)}.`);
+  }
+  return {
+    labels: labels as ResolvedRequestScope<Req>['labels'],
+    requestIdHeader: requestIdHeader.toLowerCase(),
+    abortGraceMs: Math.min(abortGraceMs, maxTimerMs),
+  };
 }
 
 /**
@@ -84,84 +110,93 @@ export function requestIdOf(req: IncomingMessage, header: string): string {
 const warned = new WeakSet<object>();
 
 /**
- * A request's labels: `method`, `route` and `requestId`, then the `labels` option's.
- * `route` may be a function: the framework learns the matched pattern only while
- * routing, after the scope began, so it is read each time the labels are, until
- * `settle()` fixes it (and lets go of the request).
+ * The `route` label: the path, or, where the framework learns the matched pattern only
+ * while routing (after the scope began), a function that sets `labels.route` to what is
+ * known by then. It is called as leases record the labels, and as the scope ends.
  */
-export function requestLabels<Req>(
-  options: ResolvedRequestScope<Req>,
-  req: Req,
-  raw: IncomingMessage,
-  route: string | (() => string),
-): { labels: Labels; settle: () => void } {
-  let extra: Labels | undefined | null;
-  if (options.labels !== undefined) {
-    try {
-      extra = options.labels(req);
-      if (extra !== undefined && extra !== null && (typeof extra !== 'object' || Array.isArray(extra))) {
-        throw new TypeError(`it returned ${describe(extra)}, not an object of labels`);
-      }
-    } catch (error) {
-      extra = undefined;
-      if (!warned.has(options)) {
-        warned.add(options);
-        process.emitWarning(new ListenerError(`poolwatch: the \`labels\` option of a request scope threw: ${(error as Error)?.message ?? String(error)}`, error));
-      }
+export type RouteLabel = string | RefreshLabels;
+
+function extraLabels<Req>(options: ResolvedRequestScope<Req>, req: Req): Labels | undefined {
+  try {
+    const extra = options.labels!(req);
+    if (extra === undefined || extra === null) return undefined;
+    if (typeof extra !== 'object' || Array.isArray(extra)) throw new TypeError(`it returned ${describe(extra)}, not an object of labels`);
+    return extra;
+  } catch (error) {
+    if (!warned.has(options)) {
+      warned.add(options);
+      process.emitWarning(new ListenerError(`poolwatch: the \`labels\` option of a request scope threw: ${(error as Error)?.message ?? String(error)}`, error));
     }
+    return undefined;
   }
-  const labels: Record<string, unknown> = { method: raw.method ?? 'GET' };
-  let settle = noop;
-  if (typeof route === 'string' || (extra != null && 'route' in extra)) {
-    labels.route = typeof route === 'string' ? route : undefined;
-  } else {
-    let read: (() => string) | undefined = route;
-    let fixed = '';
-    Object.defineProperty(labels, 'route', { enumerable: true, get: () => (read === undefined ? fixed : read()) });
-    settle = () => {
-      if (read === undefined) return;
-      fixed = read();
-      read = undefined;
-    };
-  }
-  labels.requestId = requestIdOf(raw, options.requestIdHeader);
-  if (extra != null) for (const [key, value] of Object.entries(extra)) labels[key] = value;
-  return { labels, settle };
-}
-
-function noop(): void {}
-
-/**
- * Settles once `res` has finished sending or its connection closed (the client went
- * away), whichever comes first. Never rejects.
- */
-export function responseDone(res: ServerResponse): Promise<void> {
-  if (res.writableFinished || res.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('finish', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('finish', done);
-    res.on('close', done);
-  });
 }
 
 /**
  * Runs `run` (the handler, or the rest of the framework's chain) in a scope labelled
- * `labels` that ends when the response is done. Returns what `run` returns, unchanged,
- * and throws what it throws: the framework sees no difference.
+ * `method`, `route`, `requestId` and the `labels` option's. The scope ends when the
+ * response has finished; when the client went away first, once a promise `run` returned
+ * settles, or `abortGraceMs` later, whichever comes first. Returns what `run` returns (a
+ * promise as one that settles the same way) and throws what it throws: the framework sees
+ * no difference.
  */
-export function runRequestScope<R>(labels: Labels, res: ServerResponse, settle: () => void, run: () => R): R {
-  let result!: R;
-  // The scope's own promise only ends the scope; it never rejects, so nothing is unhandled.
-  void scope(labels, () => {
-    const done = responseDone(res).then(settle);
-    result = run();
-    return done;
-  });
-  return result;
+export function runRequestScope<Req, R>(
+  options: ResolvedRequestScope<Req>,
+  req: Req,
+  raw: IncomingMessage,
+  res: ServerResponse,
+  route: RouteLabel,
+  run: () => R,
+): R {
+  const extra = options.labels === undefined ? undefined : extraLabels(options, req);
+  const live = typeof route !== 'string' && (extra === undefined || !('route' in extra));
+  const labels: Record<string, unknown> = {
+    method: raw.method ?? 'GET',
+    route: typeof route === 'string' ? route : undefined,
+    requestId: requestIdOf(raw, options.requestIdHeader),
+  };
+  if (live) (route as RefreshLabels)(labels);
+  if (extra !== undefined) for (const key in extra) if (Object.hasOwn(extra, key)) labels[key] = extra[key];
+  const scope = openScope(labels, live ? (route as RefreshLabels) : undefined);
+  const graceMs = options.abortGraceMs;
+  // Set once the client has gone while the handler may still hold connections.
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  const end = () => {
+    if (grace !== undefined) clearTimeout(grace);
+    endScope(scope, WatchedPool.scopeEnded);
+  };
+  // 'close' comes after 'finish', or alone when the connection closed first: one listener tells both.
+  const closed = () => {
+    if (scope.ended || grace !== undefined) return;
+    if (res.writableFinished || graceMs === 0) return end();
+    grace = setTimeout(end, graceMs);
+    // poolwatch never keeps the process alive.
+    grace.unref?.();
+  };
+  res.on('close', closed);
+  // Done before the scope began: its 'close' may be gone already.
+  const early = res.destroyed || res.writableFinished;
+  let result: R;
+  try {
+    result = runInScope(scope, run);
+  } catch (error) {
+    end();
+    throw error;
+  }
+  if (early) queueMicrotask(closed);
+  if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return result;
+  // Only a promise settling after the client left ends the scope early: one settled before
+  // says nothing of work still feeding the response (a stream). Chained, so a rejection
+  // nobody handles is still reported as unhandled, as the handler's was.
+  return (result as PromiseLike<unknown>).then(
+    (value) => {
+      if (grace !== undefined) end();
+      return value;
+    },
+    (error: unknown) => {
+      if (grace !== undefined) end();
+      throw error;
+    },
+  ) as R;
 }
 
 /** A node:http request listener, as `http.createServer()` takes. */
@@ -173,13 +208,15 @@ export type RequestListener<Req extends IncomingMessage = IncomingMessage, Res e
 /**
  * Wraps a node:http request listener so each request runs in a poolwatch scope labelled
  * `method`, `route` (the path, without the query string) and `requestId`: a connection
- * the handler still holds when the response finishes, or when the client goes away, is
- * reported at once as a `scope-ended` leak naming the acquiring line.
+ * the handler still holds when the response finishes is reported at once as a
+ * `scope-ended` leak naming the acquiring line. When the client goes away first, the
+ * handler has `abortGraceMs`, or until its promise settles, to give its connections back.
  *
  * `http.createServer(requestScope(async (req, res) => { … }))`
  *
- * The handler is called with the same `this`, arguments and return value; what it throws
- * reaches the server as before. Throws a `PoolwatchTypeError` at once for bad options.
+ * The handler is called with the same `this` and arguments; its return value is passed
+ * on (a promise as one that settles the same way), and what it throws reaches the server
+ * as before. Throws a `PoolwatchTypeError` at once for bad options.
  */
 export function requestScope<Req extends IncomingMessage = IncomingMessage, Res extends ServerResponse = ServerResponse>(
   handler: RequestListener<Req, Res>,
@@ -190,7 +227,6 @@ export function requestScope<Req extends IncomingMessage = IncomingMessage, Res 
   }
   const resolved = resolveRequestScopeOptions<Req>(options, 'requestScope()');
   return function scopedRequestListener(this: unknown, req: Req, res: Res): unknown {
-    const { labels, settle } = requestLabels(resolved, req, req, pathOf(req.url));
-    return runRequestScope(labels, res, settle, () => handler.call(this, req, res));
+    return runRequestScope(resolved, req, req, res, pathOf(req.url), () => handler.call(this, req, res));
   };
 }

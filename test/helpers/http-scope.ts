@@ -5,6 +5,7 @@ import { request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPool, type Pool } from 'generic-pool';
 import { createDetector, type Detector, type LeakReport, type LeakReleasedEvent } from '../../lib/index.js';
+import { fakeClock } from './clock.js';
 import { siteOf } from './site.js';
 
 export type Conn = { id: number };
@@ -16,8 +17,15 @@ export interface Routes {
   kept: Conn[];
   /** Called by GET /wait once it holds a connection. */
   holding: () => void;
-  /** GET /wait releases its connection and answers once this settles. */
+  /** GET /wait releases its connection and answers once this settles; GET /abandon answers, keeping it. */
   gate: Promise<void>;
+}
+
+/** How a test starts the app: `abortGraceMs` is passed to the integration as given (undefined: its default). */
+export interface StartOptions {
+  scoped: boolean;
+  client?: boolean;
+  abortGraceMs?: number;
 }
 
 export interface Started {
@@ -30,7 +38,9 @@ export interface Started {
  * - GET /users/:id: acquires (line marked `// LEAKS HERE`), keeps the connection, answers 200 `{"id":…}`;
  * - GET /clean: acquires and releases, answers 201 `clean` with header `x-answer: 42`;
  * - GET /fail: acquires and releases, then throws `new Error('boom')` to the framework;
- * - GET /wait: acquires (line marked `// HOLDS HERE`), calls holding(), awaits gate, releases, answers 200.
+ * - GET /wait: acquires (line marked `// HOLDS HERE`), calls holding(), awaits gate, releases, answers 200;
+ * - GET /abandon (where `seesHandlerSettle`): acquires (line marked `// ABANDONS HERE`), calls holding(), awaits
+ *   gate, keeps the connection, answers 200, and the handler's promise settles.
  * With `scoped`, behind the integration; with `client`, its `labels` option adds `client` from the `x-client` header.
  */
 export interface ScopeHarness {
@@ -40,7 +50,9 @@ export interface ScopeHarness {
   leakyRoute: (id: string) => string;
   /** The `route` label expected for GET /wait. */
   waitRoute: string;
-  start(routes: Routes, options: { scoped: boolean; client?: boolean }): Promise<Started>;
+  /** Whether the integration sees the handler's promise settle (and the app serves GET /abandon). */
+  seesHandlerSettle: boolean;
+  start(routes: Routes, options: StartOptions): Promise<Started>;
 }
 
 interface Response {
@@ -71,14 +83,33 @@ function responsesClosed(server: Server, count: number): Promise<void> {
       res.once('close', () => {
         if (--left > 0) return;
         server.off('request', onRequest);
-        // A scope ends on 'finish' or 'close'; its report is a few promise steps later.
+        // Whatever the order of the 'close' listeners, every one has run after this turn.
         setImmediate(resolve);
       });
     server.on('request', onRequest);
   });
 }
 
-function deferred(): { promise: Promise<void>; resolve: () => void } {
+/**
+ * Sends GET `path` and resolves once the handler calls holding(); `leave()` then closes the
+ * connection and resolves once the server has seen the response close, before it finished.
+ */
+export async function abandoned(server: Server, holding: Promise<void>, path: string, requestId: string): Promise<{ leave: () => Promise<void> }> {
+  const { port } = server.address() as AddressInfo;
+  const closed = responsesClosed(server, 1);
+  const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { 'x-request-id': requestId } });
+  req.on('error', () => {});
+  req.end();
+  await holding;
+  return {
+    leave: async () => {
+      req.destroy();
+      await closed;
+    },
+  };
+}
+
+export function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
@@ -86,7 +117,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 
 let ids = 0;
 
-async function setup(t: Test, harness: ScopeHarness, options: { scoped: boolean; client?: boolean }) {
+async function setup(t: Test, harness: ScopeHarness, options: StartOptions) {
   const detector: Detector = createDetector({ leakThresholdMs: 600_000, stacks: 'always' });
   const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max: 20 }), { name: 'db' });
   const leaks: LeakReport[] = [];
@@ -96,7 +127,8 @@ async function setup(t: Test, harness: ScopeHarness, options: { scoped: boolean;
   const holding = deferred();
   const gate = deferred();
   const routes: Routes = { pool, kept: [], holding: holding.resolve, gate: gate.promise };
-  const started = await harness.start(routes, options);
+  // Unless a test says otherwise, longer than any test runs: what a test sees did not wait for the grace.
+  const started = await harness.start(routes, { abortGraceMs: 600_000, ...options });
   t.teardown(async () => {
     gate.resolve();
     started.server.closeAllConnections();
@@ -118,6 +150,18 @@ async function setup(t: Test, harness: ScopeHarness, options: { scoped: boolean;
       detector.on('leak', check);
     });
   return { detector, pool, leaks, late, leaked, routes, holding: holding.promise, gate, server: started.server };
+}
+
+/** Records the timers set until `restore()`, so a test can see whether they keep the process alive. */
+function recordTimers(): { made: Array<{ hasRef(): boolean }>; restore: () => void } {
+  const made: Array<{ hasRef(): boolean }> = [];
+  const original = globalThis.setTimeout;
+  globalThis.setTimeout = Object.assign((...args: Parameters<typeof setTimeout>) => {
+    const timer = original(...args);
+    made.push(timer);
+    return timer;
+  }, original);
+  return { made, restore: () => void (globalThis.setTimeout = original) };
 }
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -153,22 +197,60 @@ export function requestScopeSuite(t: Test, harness: ScopeHarness): void {
     t.same(detector.leases(), [], 'no lease left open');
   });
 
-  t.test('ends the scope when the client goes away mid-request, reporting what the handler still holds', async (t) => {
-    const { leaked, late, server, holding, gate, detector } = await setup(t, harness, { scoped: true });
-    const { port } = server.address() as AddressInfo;
-    const req = request({ host: '127.0.0.1', port, path: '/wait?session=s3cret', agent: false, headers: { 'x-request-id': 'gone-1' } });
-    req.on('error', () => {});
-    req.end();
-    await holding;
-    req.destroy();
+  t.test('reports nothing when the client goes away and the handler gives its connection back afterwards', async (t) => {
+    const { leaks, late, server, holding, gate, detector } = await setup(t, harness, { scoped: true, abortGraceMs: undefined });
+    const clock = fakeClock(t);
+    const request = await abandoned(server, holding, '/wait', 'gone-1');
+    const timers = recordTimers();
+    try {
+      await request.leave();
+    } finally {
+      timers.restore();
+    }
+    t.same(leaks, [], 'nothing reported as the client goes');
+    t.ok(timers.made.length > 0 && timers.made.every((timer) => !timer.hasRef()), 'the grace timer keeps nothing alive');
+    const pending = clock.countTimers();
+    const released = new Promise<void>((resolve) => detector.once('release', () => resolve()));
+    gate.resolve();
+    await released;
+    // Long enough for the handler to answer and settle.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (harness.seesHandlerSettle) t.equal(clock.countTimers(), pending - 1, 'the grace timer is cleared once the handler has settled');
+    await clock.tickAsync(10_000);
+    await new Promise((resolve) => setImmediate(resolve));
+    t.same(leaks, [], 'nothing reported when the default grace (10 s) ends either');
+    t.same(late, []);
+    t.same(detector.leases(), []);
+  });
+
+  t.test('reports what the handler still holds once abortGraceMs has passed since the client went away', async (t) => {
+    const { leaks, leaked, late, server, holding, gate, detector } = await setup(t, harness, { scoped: true, abortGraceMs: 20 });
+    const request = await abandoned(server, holding, '/wait?session=s3cret', 'gone-2');
+    await request.leave();
+    t.same(leaks, [], 'not as the client goes');
     const [report] = await leaked(1);
-    t.match(report, { kind: 'scope-ended', context: { method: 'GET', route: harness.waitRoute, requestId: 'gone-1' } });
+    t.match(report, { kind: 'scope-ended', context: { method: 'GET', route: harness.waitRoute, requestId: 'gone-2' } });
     t.ok(report!.callSite!.startsWith(siteOf(harness.file, '// HOLDS HERE')), `names the handler's acquiring line (${report!.callSite})`);
+    t.notMatch(JSON.stringify(report), 's3cret', 'no query string in the report');
     const released = new Promise<void>((resolve) => detector.once('leak-released', () => resolve()));
     gate.resolve();
     await released;
     t.equal(late.length, 1, 'the handler released it afterwards: reported as a late release');
+    t.equal(leaks.length, 1, 'reported once');
   });
+
+  if (harness.seesHandlerSettle) {
+    t.test('reports what the handler still holds as it settles after the client went away, without waiting for the grace', async (t) => {
+      const { leaks, leaked, server, holding, gate } = await setup(t, harness, { scoped: true });
+      const request = await abandoned(server, holding, '/abandon', 'gone-3');
+      await request.leave();
+      t.same(leaks, [], 'not as the client goes');
+      gate.resolve();
+      const [report] = await leaked(1);
+      t.match(report, { kind: 'scope-ended', context: { method: 'GET', requestId: 'gone-3' } });
+      t.ok(report!.callSite!.startsWith(siteOf(harness.file, '// ABANDONS HERE')), `names the handler's acquiring line (${report!.callSite})`);
+    });
+  }
 
   t.test('uses an incoming x-request-id as the requestId', async (t) => {
     const { leaked, server } = await setup(t, harness, { scoped: true });

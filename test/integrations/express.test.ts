@@ -1,13 +1,17 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import express, { type Request } from 'express';
+import type { AddressInfo } from 'node:net';
+import { createPool } from 'generic-pool';
+import { createDetector, type LeakReport } from '../../lib/index.js';
 import { expressScope } from '../../lib/integrations/http.js';
-import { requestScopeSuite, type Routes, type Started } from '../helpers/http-scope.js';
+import { requestScopeSuite, type Routes, type StartOptions, type Started } from '../helpers/http-scope.js';
 
-function app(routes: Routes, options: { scoped: boolean; client?: boolean }) {
+function app(routes: Routes, options: StartOptions) {
   const { pool, kept } = routes;
   const app = express();
-  if (options.scoped) app.use(expressScope<Request>(options.client ? { labels: (req) => ({ client: req.get('x-client') }) } : undefined));
+  const labels = options.client ? (req: Request) => ({ client: req.get('x-client') }) : undefined;
+  if (options.scoped) app.use(expressScope<Request>({ labels, abortGraceMs: options.abortGraceMs }));
   const users = express.Router();
   users.get('/:id', async (req, res) => {
     const conn = await pool.acquire(); // LEAKS HERE
@@ -33,7 +37,7 @@ function app(routes: Routes, options: { scoped: boolean; client?: boolean }) {
   return app;
 }
 
-async function start(routes: Routes, options: { scoped: boolean; client?: boolean }): Promise<Started> {
+async function start(routes: Routes, options: StartOptions): Promise<Started> {
   const server = createServer(app(routes, options));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
@@ -44,10 +48,47 @@ requestScopeSuite(t, {
   // The pattern with its router's mount path.
   leakyRoute: () => '/users/:id',
   waitRoute: '/wait',
+  // next() tells nothing of the handler.
+  seesHandlerSettle: false,
   start,
+});
+
+t.test('a lease taken before routing, or in a nested scope, is reported with the route matched afterwards', async (t) => {
+  const detector = createDetector({ leakThresholdMs: 600_000 });
+  const pool = detector.watch(createPool({ create: async () => ({}), destroy: async () => {} }, { max: 3 }), { name: 'db' });
+  const kept: object[] = [];
+  t.teardown(async () => {
+    for (const conn of kept) await pool.release(conn);
+    detector.close();
+  });
+  const reports: LeakReport[] = [];
+  const reported = new Promise<void>((resolve) => detector.on('leak', (report) => reports.push(report) === 3 && resolve()));
+  const app = express();
+  app.use(expressScope());
+  app.use(async (_req, _res, next) => {
+    kept.push(await pool.acquire());
+    next();
+  });
+  app.get('/orders/:id', (_req, res) => void res.send('ok'));
+  app.get('/items/:id', (_req, res) =>
+    detector.scope({ step: 'load' }, async () => {
+      kept.push(await pool.acquire());
+      res.send('ok');
+    }),
+  );
+  const server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  t.equal(await (await fetch(`http://127.0.0.1:${port}/orders/5`)).text(), 'ok');
+  t.equal(await (await fetch(`http://127.0.0.1:${port}/items/6`)).text(), 'ok');
+  await reported;
+  const seen = reports.map(({ context: { route, step } }) => `${String(route)} ${String(step)}`).sort();
+  t.same(seen, ['/items/:id load', '/items/:id undefined', '/orders/:id undefined']);
 });
 
 t.test('rejects bad options at once, naming the option', async (t) => {
   t.throws(() => expressScope({ requestIdHeadr: 'x' } as never), { code: 'POOLWATCH_INVALID_OPTION', message: /`requestIdHeadr` in expressScope\(\)/ });
   t.throws(() => expressScope({ labels: 'tenant' } as never), { code: 'POOLWATCH_INVALID_OPTION', message: /`labels` to be a function/ });
+  t.throws(() => expressScope({ abortGraceMs: -5 }), { code: 'POOLWATCH_INVALID_OPTION', message: /`abortGraceMs`.*got `-5`/ });
 });

@@ -3,13 +3,14 @@ import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { createPool } from 'generic-pool';
 import { createDetector, type LeakReport } from '../../lib/index.js';
-import { fastifyScope } from '../../lib/integrations/http.js';
-import { requestScopeSuite, type Routes, type Started } from '../helpers/http-scope.js';
+import { fastifyScope, type FastifyRequestLike } from '../../lib/integrations/http.js';
+import { requestScopeSuite, type Routes, type StartOptions, type Started } from '../helpers/http-scope.js';
 
-async function start(routes: Routes, options: { scoped: boolean; client?: boolean }): Promise<Started> {
+async function start(routes: Routes, options: StartOptions): Promise<Started> {
   const { pool, kept } = routes;
   const app = Fastify();
-  if (options.scoped) await app.register(fastifyScope, options.client ? { labels: (request) => ({ client: request.raw.headers['x-client'] }) } : {});
+  const labels = options.client ? (request: FastifyRequestLike) => ({ client: request.raw.headers['x-client'] }) : undefined;
+  if (options.scoped) await app.register(fastifyScope, { labels, abortGraceMs: options.abortGraceMs });
   // Routes in an encapsulated plugin with a prefix: the scope still covers them.
   await app.register(
     async (users) => {
@@ -46,6 +47,8 @@ requestScopeSuite(t, {
   // The pattern, prefix included.
   leakyRoute: () => '/users/:id',
   waitRoute: '/wait',
+  // The onRequest hook's done() tells nothing of the handler.
+  seesHandlerSettle: false,
   start,
 });
 
@@ -76,6 +79,9 @@ t.test('fails the registration on bad options, naming the option; ignores regist
   const app = Fastify();
   t.teardown(() => app.close());
   await t.rejects(async () => void (await app.register(fastifyScope, { requestIdHeader: 42 } as never)), { code: 'POOLWATCH_INVALID_OPTION', message: /`requestIdHeader`/ });
+  const third = Fastify();
+  t.teardown(() => third.close());
+  await t.rejects(async () => void (await third.register(fastifyScope, { abortGraceMs: '1s' } as never)), { code: 'POOLWATCH_INVALID_OPTION', message: /`abortGraceMs`/ });
   const other = Fastify();
   t.teardown(() => other.close());
   await t.resolves(async () => void (await other.register(fastifyScope, { prefix: '/api', logLevel: 'warn' })));

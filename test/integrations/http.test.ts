@@ -1,12 +1,13 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { createPool } from 'generic-pool';
+import { createPool, type Pool } from 'generic-pool';
 import { createDetector, type LeakReport } from '../../lib/index.js';
 import { requestScope } from '../../lib/integrations/http.js';
 import { pathOf } from '../../lib/integrations/request-scope.js';
-import { requestScopeSuite, type Conn, type Routes, type Started } from '../helpers/http-scope.js';
+import { abandoned, deferred, requestScopeSuite, type Conn, type Routes, type Started } from '../helpers/http-scope.js';
+import { fakeClock } from '../helpers/clock.js';
 
 // A hand-written router: what a plain node:http app does.
 function handler(routes: Routes) {
@@ -30,6 +31,12 @@ function handler(routes: Routes) {
       await routes.gate;
       await pool.release(conn);
       res.end('waited');
+    } else if (path === '/abandon') {
+      const conn = await pool.acquire(); // ABANDONS HERE
+      routes.holding();
+      await routes.gate;
+      kept.push(conn);
+      res.end('abandoned');
     } else {
       res.writeHead(404).end('not found');
     }
@@ -47,10 +54,11 @@ requestScopeSuite(t, {
   // node:http knows no route patterns: the path.
   leakyRoute: (id) => `/users/${id}`,
   waitRoute: '/wait',
-  start: (routes, { scoped, client }) => {
+  seesHandlerSettle: true,
+  start: (routes, { scoped, client, abortGraceMs }) => {
     const plain = handler(routes);
     if (!scoped) return listen(plain);
-    return listen(requestScope(plain, client ? { labels: (req) => ({ client: req.headers['x-client'] }) } : undefined));
+    return listen(requestScope(plain, { labels: client ? (req) => ({ client: req.headers['x-client'] }) : undefined, abortGraceMs }));
   },
 });
 
@@ -69,6 +77,76 @@ t.test('passes this, the arguments and the return value through, and a thrown er
   t.strictSame(seen[0], self);
   const boom = new Error('boom');
   t.throws(() => requestScope(() => { throw boom; })(req, res), boom);
+  t.equal(await requestScope(async () => 'async result')(req, res), 'async result', "a promise settles with the handler's value");
+  await t.rejects(requestScope(async () => { throw boom; })(req, res) as Promise<unknown>, boom, "and with the handler's error");
+});
+
+/** A server whose handler holds a connection from `pool` until `gate` opens, then releases it and answers. */
+async function holdingServer(t: Test, pool: Pool<Conn>, abortGraceMs: number) {
+  const holding = deferred();
+  const gate = deferred();
+  const started = await listen(
+    requestScope(
+      async (_req, res) => {
+        const conn = await pool.acquire();
+        holding.resolve();
+        await gate.promise;
+        await pool.release(conn);
+        res.end();
+      },
+      { abortGraceMs },
+    ),
+  );
+  t.teardown(async () => {
+    gate.resolve();
+    started.server.closeAllConnections();
+    await started.close();
+  });
+  return { server: started.server, holding: holding.promise, gate };
+}
+
+t.test('abortGraceMs: 0 ends the scope as the client goes, reporting what the handler holds then', async (t) => {
+  const detector = createDetector({ leakThresholdMs: 600_000 });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: 0 }), destroy: async () => {} }), { name: 'db' });
+  const reports: LeakReport[] = [];
+  detector.on('leak', (report) => reports.push(report));
+  const { server, holding } = await holdingServer(t, pool, 0);
+  const request = await abandoned(server, holding, '/', 'gone-0');
+  await request.leave();
+  t.match(reports, [{ kind: 'scope-ended', context: { requestId: 'gone-0' } }]);
+});
+
+t.test('a response already closed when the scope begins (its close event gone) still ends the scope', async (t) => {
+  const detector = createDetector({ leakThresholdMs: 600_000 });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: 0 }), destroy: async () => {} }), { name: 'db' });
+  const reported = new Promise<LeakReport>((resolve) => detector.once('leak', resolve));
+  let kept: Conn | undefined;
+  t.teardown(async () => void (kept !== undefined && (await pool.release(kept))));
+  const req = { method: 'GET', url: '/late', headers: { 'x-request-id': 'late-1' } } as unknown as IncomingMessage;
+  const res = Object.assign(new EventEmitter(), { writableFinished: false, destroyed: true }) as unknown as ServerResponse;
+  await requestScope(
+    async () => {
+      kept = await pool.acquire();
+    },
+    { abortGraceMs: 0 },
+  )(req, res);
+  t.match(await reported, { kind: 'scope-ended', context: { route: '/late', requestId: 'late-1' } });
+});
+
+t.test('a connection held after the client went away still meets its threshold during the grace', async (t) => {
+  const detector = createDetector({ leakThresholdMs: 1000 });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: 0 }), destroy: async () => {} }), { name: 'db' });
+  const reports: LeakReport[] = [];
+  detector.on('leak', (report) => reports.push(report));
+  const clock = fakeClock(t);
+  const { server, holding } = await holdingServer(t, pool, 60_000);
+  const request = await abandoned(server, holding, '/', 'gone-t');
+  await request.leave();
+  await clock.tickAsync(1000);
+  t.match(reports, [{ kind: 'threshold', context: { requestId: 'gone-t' } }], 'reported at the threshold, long before the grace ends');
 });
 
 t.test('takes the request id from the header the requestIdHeader option names', async (t) => {
@@ -131,6 +209,10 @@ t.test('rejects a handler that is not a function and bad options, naming them', 
   t.throws(() => requestScope(() => {}, { requestIdHeader: '' }), { code: 'POOLWATCH_INVALID_OPTION', message: /`requestIdHeader` to be a header name, got `""`/ });
   t.throws(() => requestScope(() => {}, { requestIdHeader: 'x request' }), { code: 'POOLWATCH_INVALID_OPTION' });
   t.throws(() => requestScope(() => {}, { label: () => ({}) } as never), { code: 'POOLWATCH_INVALID_OPTION', message: /Unknown option `label`/ });
+  for (const abortGraceMs of [-1, Infinity, Number.NaN, '10s', null]) {
+    t.throws(() => requestScope(() => {}, { abortGraceMs } as never), { code: 'POOLWATCH_INVALID_OPTION', message: /`abortGraceMs` to be a non-negative finite number/ }, String(abortGraceMs));
+  }
+  t.doesNotThrow(() => requestScope(() => {}, { abortGraceMs: 0 }));
 });
 
 function fetchOnce(server: import('node:http').Server, headers: Record<string, string> = {}): Promise<IncomingMessage> {
