@@ -7,7 +7,7 @@ import { Ledger } from './ledger.js';
 import { LeakReport, formatDuration, type LeakKind } from './report.js';
 import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
-import { Trace, fullDepth, captureTrace, libraryMatcher, originOf, type Origin } from './stack.js';
+import { fullDepth, captureTrace, libraryMatcher, originOf, type Origin, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
 import { describeExhaustion, nameHolders, type ExhaustedEvent, type ExhaustionReason } from './exhaustion.js';
@@ -141,19 +141,10 @@ export class WatchedPool implements Tracker {
     // Every connection is leased: this request will wait.
     const queued = this.ledger.size >= this.capacity;
     let trace = given ?? null;
+    // Adapters take the short capture in their own wrapper (acquireWrapper); what is left
+    // here is a full one under 'auto', which the pool learns from, or a caller without one.
     if (given === undefined && this.stacks !== 'never') {
-      if (this.stacks === 'auto' && this.#full) {
-        trace = this.#captureFull(caller, at);
-      } else {
-        // Captured here, not in a helper: each frame between the app's call and the capture
-        // adds ~0.2 µs to it (measured on the generic-pool cycle, where one capture is ~2.5 µs).
-        const depth = this.stacks === 'auto' ? this.#depth : fullDepth;
-        trace = new Trace(depth);
-        const limit = Error.stackTraceLimit;
-        Error.stackTraceLimit = depth;
-        Error.captureStackTrace(trace, caller);
-        Error.stackTraceLimit = limit;
-      }
+      trace = this.stacks === 'auto' && this.#full ? this.#captureFull(caller, at) : captureTrace(caller, this.stacks === 'auto' ? this.#depth : fullDepth);
     }
     if (this.stacks === 'auto') this.#planCapture(at);
     const scope = currentScope();
