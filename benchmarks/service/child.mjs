@@ -8,11 +8,25 @@
 // measurement: a low threshold, the request scope, the report routes);
 // mariadb `raw`, `control`, `leakDetection` (mariadb's own leakDetectionTimeout), `poolwatch`.
 import { GCProfiler, getHeapStatistics } from 'node:v8';
-import { detectorOf, watch } from 'poolwatch';
-import { expressScope } from 'poolwatch/http';
 
 const { driver, mode, db, tablePrefix } = JSON.parse(process.env.BENCH_SERVICE);
 const max = 10;
+// The unwatched services never load poolwatch: nothing of it may run in the baseline.
+const unwatched = ['raw', 'control', 'leakDetection'].includes(mode);
+const { detectorOf, watch } = unwatched ? { detectorOf: () => undefined } : await import('poolwatch');
+const { expressScope } = unwatched ? {} : await import('poolwatch/http');
+
+// Reports cross the IPC channel as plain JSON: only what leaks.mjs judges them on.
+const reports = [];
+function plain(report) {
+  return {
+    kind: report.kind,
+    callSite: report.callSite ?? null,
+    route: report.context?.route ?? null,
+    heldMs: report.heldMs,
+    noStack: report.format().includes('no stack was captured'),
+  };
+}
 
 async function pgService() {
   const { default: pg } = await import('pg');
@@ -40,18 +54,6 @@ async function mariadbService() {
   const pool = mariadb.createPool(config);
   if (mode === 'poolwatch') watch(pool);
   return { pool, app: createApp(pool, tableNames(tablePrefix)), end: () => pool.end() };
-}
-
-// Reports cross the IPC channel as plain JSON: only what leaks.mjs judges them on.
-const reports = [];
-function plain(report) {
-  return {
-    kind: report.kind,
-    callSite: report.callSite ?? null,
-    route: report.context?.route ?? null,
-    heldMs: report.heldMs,
-    noStack: report.format().includes('no stack was captured'),
-  };
 }
 
 // Per round: CPU time of the whole process, and GC time and bytes allocated on the JS heap.
