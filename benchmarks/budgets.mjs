@@ -222,6 +222,7 @@ function leakRows(leaks) {
     const share = p.reports === 0 ? 0 : p.share;
     const hangUpShare = p.disconnects === 0 ? NaN : p.disconnectReports / p.disconnects;
     const hangUpCeiling = knownGaps[`leaks/disconnect-${p.name}`];
+    const noHangUpReports = p.disconnectReports === 0 && p.disconnects > 0;
     return [
       {
         row: `${naming} ${where}`,
@@ -230,7 +231,7 @@ function leakRows(leaks) {
         shown: `${percent(share)} of ${p.reports} reports (${p.leakedRequests} leaked requests; ${p.withoutStack} without a stack)`,
         budget: 1,
         budgetShown: '100%, one per leak',
-        limitShown: namingCeiling === undefined ? '-' : `gap ≥ ${percent(namingCeiling)}`,
+        limitShown: namingCeiling === undefined || named ? '-' : `gap ≥ ${percent(namingCeiling)}`,
         ...(namingCeiling === undefined ? {} : { ceiling: namingCeiling }),
         verdict: countVerdict(named, share, namingCeiling, (x, floor) => !(x >= floor) || p.named < p.leakedRequests),
       },
@@ -241,9 +242,9 @@ function leakRows(leaks) {
         shown: `${p.disconnectReports} reports from ${p.disconnects} hang-ups (${percent(hangUpShare)})`,
         budget: 0,
         budgetShown: '0 reports',
-        limitShown: hangUpCeiling === undefined ? '-' : `gap ≤ ${percent(hangUpCeiling)}`,
+        limitShown: hangUpCeiling === undefined || noHangUpReports ? '-' : `gap ≤ ${percent(hangUpCeiling)}`,
         ...(hangUpCeiling === undefined ? {} : { ceiling: hangUpCeiling }),
-        verdict: countVerdict(p.disconnectReports === 0 && p.disconnects > 0, hangUpShare, hangUpCeiling, (x, ceiling) => !(x <= ceiling)),
+        verdict: countVerdict(noHangUpReports, hangUpShare, hangUpCeiling, (x, ceiling) => !(x <= ceiling)),
       },
     ];
   });
