@@ -173,8 +173,8 @@ export function runRequestScope<Req, R>(
     grace.unref?.();
   };
   res.on('close', closed);
-  // Done before the scope began: its 'close' may be gone already.
-  const early = res.destroyed || res.writableFinished;
+  // Closed before the scope began ('close' sets it): the event is gone.
+  const early = res.destroyed;
   let result: R;
   try {
     result = runInScope(scope, run);
