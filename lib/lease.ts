@@ -57,7 +57,8 @@ export class Lease implements LeaseInfo {
     /** Monotonic ms when the app called acquire. */
     readonly requestedMono: number,
     readonly context: Labels,
-    readonly trace: Trace | null,
+    /** The acquisition stack; let go at release unless the lease was reported. */
+    public trace: Trace | null,
     readonly via: string,
     scope: Scope | undefined,
   ) {

@@ -18,6 +18,7 @@ import type { Labels, ResolvedOptions } from './options.js';
 const logLease = createDebug('poolwatch:lease');
 const leaseLogging = enabledCheck(logLease);
 const logLeak = createDebug('poolwatch:leak');
+const leakLogging = enabledCheck(logLeak);
 // A saturated pool reports who holds it at most this often.
 const exhaustedIntervalMs = 10_000;
 // A request waiting this long (or half the pool's own acquire timeout, when that is
@@ -331,6 +332,27 @@ export class WatchedPool implements Tracker {
     ) {
       this.#closed(lease, at, heldMs, destroyed);
     }
+    // A captured stack holds the frames' functions and async state (the request's closures)
+    // alive; kept past the release by the ledger's last lease per connection, it cost an
+    // Express + pg service more in GC than the capture itself. It stays where something can
+    // still read it: a reported lease, a listener's payload, a later double release's report.
+    if (lease.report === null && !this.#tracesRead()) lease.trace = null;
+  }
+
+  #tracesRead(): boolean {
+    const { listened } = this.host.emitter;
+    return (
+      listened.acquire ||
+      listened.release ||
+      listened.destroy ||
+      listened.misuse ||
+      channels.acquire.hasSubscribers ||
+      channels.release.hasSubscribers ||
+      channels.destroy.hasSubscribers ||
+      channels.misuse.hasSubscribers ||
+      leakLogging() ||
+      leaseLogging()
+    );
   }
 
   #closed(lease: Lease, at: number, heldMs: number, destroyed: boolean): void {
@@ -365,7 +387,7 @@ export class WatchedPool implements Tracker {
     const where = callSite === undefined ? '' : ` at ${callSite}`;
     const message =
       kind === 'double-release'
-        ? `${method}() of a connection already given back to pool "${this.name}"${where}; it was lease #${last!.leaseId}, acquired at ${last!.callSite ?? 'an unknown line'}`
+        ? `${method}() of a connection already given back to pool "${this.name}"${where}; it was lease #${last!.leaseId}${last!.callSite === undefined ? '' : `, acquired at ${last!.callSite}`}`
         : `${method}() of a connection pool "${this.name}" never leased${where}`;
     if (this.host.emitter.wanted('misuse')) {
       this.host.emitter.emit('misuse', { kind, pool: this.name, method, message, callSite, lease: last });
