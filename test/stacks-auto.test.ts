@@ -31,7 +31,7 @@ function setup(t: Test, stacks: 'auto' | 'never') {
   return { detector, pool, leaks, leaked };
 }
 
-/** How many frames a lease's stack shows past its call site: a short capture shows at most three. */
+/** How many frames a lease's stack shows past its call site: a short capture shows at most one. */
 function framesPastSite(lease: Pick<LeaseInfo, 'callSite' | 'stack'>): number {
   const lines = lease.stack!.split('\n');
   const at = lines.findIndex((line) => line.includes(lease.callSite!));
@@ -54,7 +54,7 @@ async function spendFullStackBudget(t: Test, detector: Detector, pool: Pool<Conn
       t.fail(`lease ${i} does not name its acquiring line ${site}: ${lease.callSite}`);
       return -1;
     }
-    if (framesPastSite(lease) <= 3) return i;
+    if (framesPastSite(lease) <= 1) return i;
   }
   t.fail('every lease of 200,000 had its full stack captured: the budget never ran out');
   return -1;

@@ -6,8 +6,8 @@
 // against it, and 'always' against the same yardstick capturing the full stack.
 
 // The default's call-site capture on this benchmark's loop: the app's line is the first
-// frame above the acquire, and the default keeps three frames past it (lib/watched-pool.ts).
-export const callSiteDepth = 4;
+// frame above the acquire, and the default keeps one frame past it (lib/watched-pool.ts).
+export const callSiteDepth = 2;
 // What 'always' captures (lib/stack.ts fullDepth).
 export const fullDepth = 32;
 
