@@ -10,7 +10,7 @@ import { endPool, startPostgres } from '../service/postgres.mjs';
 
 const concurrency = 10;
 const leakThresholdMs = 30_000;
-const watched = ['auto', 'always'];
+const watched = ['auto', 'always', 'never'];
 
 // One loop for every variant, so all share the same call sites; only the pool differs.
 async function cycles(pool, n) {
