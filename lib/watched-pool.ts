@@ -171,11 +171,15 @@ export class WatchedPool implements Tracker {
     this.captureDepth = this.#full ? 0 : this.#depth;
   }
 
-  // Under 'auto': a full stack, read at once to learn how deep the app's line sits; both charged to the budget.
+  // Under 'auto': a full stack, charged to the budget. A probe's is read at once, to learn
+  // how deep the app's line sits; later ones only if a report reads them (reading one costs
+  // several captures' worth, in formatting and its garbage).
   #captureFull(caller: Function, at: number): Trace {
     const trace = captureTrace(caller);
-    if (this.#probes > 0) this.#probes--;
-    this.learn(trace, originOf(trace, this.isLibrary));
+    if (this.#probes > 0) {
+      this.#probes--;
+      this.learn(trace, originOf(trace, this.isLibrary));
+    }
     this.#sampler.spent(now() - at);
     return trace;
   }
