@@ -8,6 +8,9 @@ import { WatchedPool, type DetectorHost, type PoolStats } from './watched-pool.j
 import type { LeaseInfo } from './lease.js';
 import { LeakReport } from './report.js';
 
+// setTimeout's longest delay (2^31 - 1 ms, ~24.8 days).
+const maxTimerMs = 2_147_483_647;
+
 // Which detector watches each pool, for watch()/unwatch()/detectorOf() and to refuse watching twice.
 const owners = new WeakMap<object, Detector>();
 // Detectors watching at least one pool, for checks across all of them (poolwatch/testing).
@@ -141,10 +144,10 @@ export class Detector {
    * open lease (oldest first) with call site, context and age. For an admin endpoint.
    */
   snapshot(): DetectorSnapshot {
-    const pools: Record<string, { stats: PoolStats; leases: LeaseInfo[] }> = {};
-    for (const watched of this.#pools.values()) {
-      pools[watched.name] = { stats: watched.stats(), leases: [...watched.ledger].map((lease) => lease.toJSON() as LeaseInfo) };
-    }
+    // Built from entries, so a pool named `__proto__` is a key like any other, not the prototype.
+    const pools: Record<string, { stats: PoolStats; leases: LeaseInfo[] }> = Object.fromEntries(
+      [...this.#pools.values()].map((watched) => [watched.name, { stats: watched.stats(), leases: [...watched.ledger].map((lease) => lease.toJSON() as LeaseInfo) }]),
+    );
     return { takenAt: new Date().toISOString(), pools };
   }
 
@@ -189,9 +192,7 @@ export class Detector {
 
   /** Figures per pool, by pool name. */
   stats(): Record<string, PoolStats> {
-    const stats: Record<string, PoolStats> = {};
-    for (const watched of this.#pools.values()) stats[watched.name] = watched.stats();
-    return stats;
+    return Object.fromEntries([...this.#pools.values()].map((watched) => [watched.name, watched.stats()]));
   }
 
   /** Unwatches every pool and stops the timer. */
@@ -216,7 +217,9 @@ export class Detector {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = deadline;
     // Rounded up: a timer that fires a fraction early would find nothing due and re-arm.
-    this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(deadline - now())));
+    // Capped at setTimeout's limit: a longer delay would fire at once, again and again; a
+    // capped timer fires early, finds nothing due and is armed again for what is left.
+    this.#timer = setTimeout(this.#onTimer, Math.min(maxTimerMs, Math.max(1, Math.ceil(deadline - now()))));
     this.#timer.unref?.();
   }
 

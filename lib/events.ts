@@ -128,7 +128,11 @@ export class Emitter {
     if (list !== undefined) {
       for (const listener of list) {
         try {
-          listener(payload as never);
+          const result: unknown = listener(payload as never);
+          // An async listener's rejection is handled like a throw, not left unhandled.
+          if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+            (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.surface(listener, `a '${event}' listener rejected`, error));
+          }
         } catch (error) {
           this.surface(listener, `a '${event}' listener threw`, error);
         }

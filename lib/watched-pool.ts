@@ -470,7 +470,12 @@ export class WatchedPool implements Tracker {
     const { emitter } = this.host;
     if (this.#onLeak !== undefined) {
       try {
-        this.#onLeak(report);
+        const result: unknown = this.#onLeak(report);
+        // An async onLeak's rejection is handled like a throw, not left unhandled.
+        if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+          const onLeak = this.#onLeak;
+          (result as PromiseLike<unknown>).then(undefined, (error: unknown) => emitter.surface(onLeak, 'the `onLeak` function rejected', error));
+        }
       } catch (error) {
         emitter.surface(this.#onLeak, 'the `onLeak` function threw', error);
       }
