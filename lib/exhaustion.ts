@@ -1,6 +1,7 @@
 import { formatDuration, formatLabels } from './report.js';
 import type { Lease, LeaseInfo } from './lease.js';
 import type { Labels } from './options.js';
+import { safeLabels } from './labels.js';
 
 /** Why a pool counts as exhausted. */
 export type ExhaustionReason = 'saturated' | 'timeout';
@@ -51,7 +52,7 @@ function group(leases: readonly Lease[], at: number): HolderGroup[] {
       bySite.set(callSite, entry);
     }
     entry.count++;
-    if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(lease.context);
+    if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(safeLabels(lease.context));
   }
   return [...bySite.values()].sort((a, b) => b.count - a.count || b.oldestHeldMs - a.oldestHeldMs);
 }

@@ -1,6 +1,7 @@
 import { now, toEpoch } from './clock.js';
 import { noOrigin, originOf, type Origin, type Trace } from './stack.js';
 import type { Labels } from './options.js';
+import { safeLabels } from './labels.js';
 import type { LeakReport } from './report.js';
 import type { Scope } from './context.js';
 import type { WatchedPool } from './watched-pool.js';
@@ -104,7 +105,7 @@ export class Lease implements LeaseInfo {
   }
 
   toJSON(): object {
-    const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context } = this;
-    return { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context };
+    const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack } = this;
+    return { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context: safeLabels(this.context) };
   }
 }

@@ -3,6 +3,7 @@ import { codeFrame } from './code-frame.js';
 import { formatFrame } from './stack.js';
 import type { Lease } from './lease.js';
 import type { Labels, StackPolicy } from './options.js';
+import { safeLabels } from './labels.js';
 
 /** Why a lease counts as leaked. */
 export type LeakKind = 'threshold' | 'scope-ended' | 'collected';
@@ -25,7 +26,7 @@ export function formatDuration(ms: number): string {
 
 /** Labels as people read them: `route=GET /users requestId=r-7`, or `(none)`. */
 export function formatLabels(labels: Labels): string {
-  const entries = Object.entries(labels);
+  const entries = Object.entries(safeLabels(labels));
   if (entries.length === 0) return '(none)';
   return entries.map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' ');
 }
@@ -118,7 +119,7 @@ export class LeakReport extends Error {
   }
 
   toJSON(): object {
-    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, occurrence, message, code } = this;
-    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context, occurrence, message, code };
+    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, occurrence, message, code } = this;
+    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context: safeLabels(this.context), occurrence, message, code };
   }
 }

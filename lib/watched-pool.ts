@@ -1,4 +1,5 @@
 import createDebug from 'debug';
+import { describe } from './errors.js';
 import { enabledCheck } from './log.js';
 import { now } from './clock.js';
 import { Lease, emptyLabels, pending, open, closed, failed } from './lease.js';
@@ -88,6 +89,7 @@ export class WatchedPool implements Tracker {
   // Leaks so far per call site: a site that keeps leaking is logged with a count, not once per lease.
   readonly #leaksBySite = new Map<string | undefined, number>();
   #active = true;
+  #contextRefused = false;
   #waiting = 0;
   #acquired = 0;
   #released = 0;
@@ -404,8 +406,16 @@ export class WatchedPool implements Tracker {
     const context = this.#context;
     if (context === undefined) return undefined;
     try {
-      const labels = context();
-      return typeof labels === 'object' && labels !== null ? labels : undefined;
+      const labels: unknown = context();
+      if (labels === undefined || labels === null) return undefined;
+      if (typeof labels === 'object' && !Array.isArray(labels) && !(labels instanceof Map) && typeof (labels as PromiseLike<unknown>).then !== 'function') return labels as Labels;
+      // A promise (an async context function) or a Map has no labels to read: say so once, not per acquire.
+      if (!this.#contextRefused) {
+        this.#contextRefused = true;
+        const what = labels instanceof Map ? 'a Map' : typeof (labels as PromiseLike<unknown>).then === 'function' ? 'a promise (it must not be async)' : describe(labels);
+        this.host.emitter.surface(context, `the \`context\` function returned ${what}, not an object of labels; its labels are left out`, new TypeError('return a plain object such as { requestId }'));
+      }
+      return undefined;
     } catch (error) {
       this.host.emitter.surface(context, 'the `context` function threw', error);
       return undefined;

@@ -1,8 +1,10 @@
 // Promises poolwatch keeps under input a careful user would not give it: thresholds past
-// setTimeout's limit, listeners that reject, a pool named `__proto__`.
+// setTimeout's limit, listeners that reject, a pool named `__proto__`, labels that do not
+// serialise, a context function that returns no labels.
 import t from 'tap';
 import { createPool, type Pool } from 'generic-pool';
 import { createDetector, type LeakReport } from '../lib/index.js';
+import { expectNoLeaks } from '../lib/testing/index.js';
 import { fakeClock } from './helpers/clock.js';
 
 type Conn = { id: number };
@@ -113,4 +115,61 @@ t.test('a pool named __proto__ is in stats() and snapshot() like any other', asy
   t.ok(Object.hasOwn(snapshot.pools, '__proto__'), 'and of snapshot().pools');
   t.equal(Object.getOwnPropertyDescriptor(snapshot.pools, '__proto__')?.value.leases.length, 1);
   await pool.release(conn);
+});
+
+t.test('labels that cannot be serialised render placeholders in format(), JSON, snapshot() and expectNoLeaks', async (t) => {
+  const cyclic: Record<string, unknown> = { name: 'loop' };
+  cyclic.self = cyclic;
+  const labels = {
+    big: 12345678901234567890n,
+    cyclic,
+    get broken(): string {
+      throw new Error('getter failed');
+    },
+    huge: 'x'.repeat(5 * 1024 * 1024),
+    plain: 'req-7',
+  };
+  const detector = createDetector({ leakThresholdMs: 600_000 });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(newPool(), { name: 'db' });
+  const leaks: LeakReport[] = [];
+  detector.on('leak', (report) => leaks.push(report));
+  let conn!: Conn;
+  await detector.scope(labels, async () => {
+    conn = await pool.acquire();
+  });
+  t.equal(leaks.length, 1);
+  const report = leaks[0]!;
+  const text = report.format();
+  t.match(text, /big=12345678901234567890n/);
+  t.match(text, /cyclic=\{"name":"loop","self":"\[circular\]"\}/);
+  t.match(text, /broken=\[unreadable\]/);
+  t.match(text, /plain=req-7/);
+  t.ok(text.length < 4096, `a 5 MB label is clipped (${text.length} characters)`);
+  const json = JSON.parse(JSON.stringify(report));
+  t.match(json.context, { big: '12345678901234567890n', cyclic: { name: 'loop', self: '[circular]' }, broken: '[unreadable]', plain: 'req-7' });
+  t.ok(JSON.stringify(report).length < 8192, 'and so is the JSON');
+  t.doesNotThrow(() => JSON.stringify(detector.snapshot()), 'snapshot() serialises');
+  t.doesNotThrow(() => JSON.stringify(detector.leases()), 'leases() serialises');
+  t.throws(() => expectNoLeaks(detector), { code: 'POOLWATCH_LEAK', message: /plain=req-7/ }, 'expectNoLeaks names the leak instead of throwing on its labels');
+  await pool.release(conn);
+});
+
+t.test('a context function that returns a promise or a Map is said once, and its labels left out', async (t) => {
+  for (const [what, returned] of [
+    ['a promise', async () => ({ requestId: 'r-1' })],
+    ['a Map', () => new Map([['requestId', 'r-1']])],
+  ] as const) {
+    const errors: Error[] = [];
+    const detector = createDetector({ context: returned as never });
+    t.teardown(() => detector.close());
+    detector.on('error', (error) => errors.push(error));
+    const pool = detector.watch(newPool(), { name: 'db' });
+    for (let i = 0; i < 3; i++) await pool.release(await pool.acquire());
+    const conn = await pool.acquire();
+    t.same(detector.leases()[0]!.context, {}, `${what}: no labels`);
+    t.equal(errors.length, 1, `${what}: said once, not once per acquire`);
+    t.match(errors[0]!.message, new RegExp(`the \`context\` function returned ${what}`));
+    await pool.release(conn);
+  }
 });
