@@ -17,6 +17,7 @@ export const {
   formatDuration,
   PoolwatchTypeError,
   ListenerError,
+  WatchError,
   codes,
   channelNames,
 } = poolwatch;

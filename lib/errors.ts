@@ -10,6 +10,8 @@ export const codes = {
   leak: 'POOLWATCH_LEAK',
   /** A listener threw; the original error is the `cause`. */
   listenerError: 'POOLWATCH_LISTENER_ERROR',
+  /** `watch()` could not instrument the pool (e.g. a method it cannot replace); the pool is left as it was. */
+  watchFailed: 'POOLWATCH_WATCH_FAILED',
 } as const;
 
 /** A bad argument to poolwatch's API. Carries a stable `code`. */
@@ -19,6 +21,15 @@ export class PoolwatchTypeError extends TypeError {
     super(message);
     this.name = 'PoolwatchTypeError';
     this.code = code;
+  }
+}
+
+/** `watch()` could not instrument a pool; the pool's methods are its own again. `cause` says why. */
+export class WatchError extends Error {
+  readonly code = codes.watchFailed;
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'WatchError';
   }
 }
 

@@ -1,6 +1,6 @@
 export { watch, unwatch, createDetector, detectorOf, scope, Detector } from './detector.js';
 export { LeakReport, formatDuration } from './report.js';
-export { PoolwatchTypeError, ListenerError, codes } from './errors.js';
+export { PoolwatchTypeError, ListenerError, WatchError, codes } from './errors.js';
 export { channelNames } from './channels.js';
 export type { DetectorOptions, WatchOptions, StackPolicy, Labels } from './options.js';
 export type { AdapterSpec, ConnectionMethod, MethodRef } from './adapters/custom.js';

@@ -1,5 +1,6 @@
 import createDebug from 'debug';
 import { describe } from './errors.js';
+import { installAll } from './adapters/patch.js';
 import { enabledCheck } from './log.js';
 import { now } from './clock.js';
 import { Lease, emptyLabels, pending, open, closed, failed } from './lease.js';
@@ -136,7 +137,7 @@ export class WatchedPool implements Tracker {
     this.capacity = typeof capacity === 'number' && capacity > 0 ? capacity : Infinity;
     const timeout = adapter.acquireTimeoutMs?.(target);
     this.#hurtingWaitMs = typeof timeout === 'number' && timeout > 0 ? Math.min(hurtingWaitMs, timeout / 2) : hurtingWaitMs;
-    this.#uninstall = adapter.install(target, this);
+    this.#uninstall = installAll(() => adapter.install(target, this));
   }
 
   begin(caller: Function, via?: string, given?: Trace | null): Lease {

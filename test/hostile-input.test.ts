@@ -173,3 +173,39 @@ t.test('a context function that returns a promise or a Map is said once, and its
     await pool.release(conn);
   }
 });
+
+t.test('watch() is all or nothing: a method it cannot replace leaves the pool as it was, with a coded error', async (t) => {
+  const pool = newPool();
+  const own = { acquire: pool.acquire, release: pool.release, destroy: pool.destroy };
+  // A pool (or a proxy, or a frozen wrapper) whose destroy cannot be replaced: acquire and release are patched first.
+  Object.defineProperty(pool, 'destroy', { value: own.destroy, writable: false, configurable: false });
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  t.throws(() => detector.watch(pool, { name: 'db' }), { name: 'WatchError', code: 'POOLWATCH_WATCH_FAILED', cause: TypeError });
+  t.equal(pool.acquire, own.acquire, 'acquire is its own again');
+  t.equal(pool.release, own.release, 'release is its own again');
+  t.notOk(Object.hasOwn(pool, 'acquire'), 'no own property left behind');
+  t.same(detector.stats(), {}, 'and the detector does not count it as watched');
+  await pool.release(await pool.acquire());
+});
+
+t.test('a look-alike pool whose acquire returns no promise gives the app exactly what it returned', async (t) => {
+  const conn = { id: 1 };
+  // generic-pool's shape, without its internals, and an acquire that answers synchronously.
+  const lookAlike = {
+    acquire: () => conn,
+    release: () => undefined,
+    destroy: () => undefined,
+    isBorrowedResource: () => false,
+    drain: async () => undefined,
+  };
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  detector.watch(lookAlike, { name: 'odd' });
+  let got: unknown;
+  t.doesNotThrow(() => {
+    got = lookAlike.acquire();
+  }, 'no TypeError thrown into the app');
+  t.equal(got, conn, 'the same value');
+  t.same(detector.leases(), [], 'and no lease left waiting');
+});

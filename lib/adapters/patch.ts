@@ -1,6 +1,31 @@
 import type { Lease } from '../lease.js';
 import { Trace } from '../stack.js';
 import type { Tracker } from './types.js';
+import { PoolwatchTypeError, WatchError } from '../errors.js';
+
+// While an adapter installs, every patch it makes is noted here, so that a failure half-way
+// undoes them all: watch() is all or nothing.
+let journal: Array<() => void> | null = null;
+
+/**
+ * Runs an adapter's `install`; if it throws, restores every method it had replaced and
+ * throws a `WatchError` (`POOLWATCH_WATCH_FAILED`) whose `cause` is what went wrong.
+ */
+export function installAll(install: () => () => void): () => void {
+  const outer = journal;
+  const made: Array<() => void> = [];
+  journal = made;
+  try {
+    return install();
+  } catch (error) {
+    for (let i = made.length - 1; i >= 0; i--) made[i]!();
+    // An adapter's own refusal (already watched through another wrapper) keeps its code.
+    if (error instanceof PoolwatchTypeError) throw error;
+    throw new WatchError(`poolwatch could not watch this pool, which is left as it was: ${(error as Error)?.message ?? String(error)}`, error);
+  } finally {
+    journal = outer;
+  }
+}
 
 /**
  * Replaces `target[key]` with `wrap(original)` and returns what restores it: the
@@ -13,12 +38,14 @@ export function patchMethod<F extends Function>(target: object, key: string, wra
   const wrapped = wrap(original);
   Object.defineProperty(wrapped, 'name', { value: original.name || key });
   Object.defineProperty(target, key, { value: wrapped, writable: true, configurable: true, enumerable: own?.enumerable ?? false });
-  return () => {
+  const restore = () => {
     // Someone patched after us: leave their wrapper alone rather than drop it.
     if (record[key] !== wrapped) return;
     if (own === undefined) delete record[key];
     else Object.defineProperty(target, key, own);
   };
+  journal?.push(restore);
+  return restore;
 }
 
 /**
@@ -67,6 +94,11 @@ export function callAcquire<R = unknown>(tracker: Tracker, lease: Lease, origina
  * own promise, so a pool built on another promise library keeps returning its kind.
  */
 export function trackPromise<T>(promise: PromiseLike<T>, onValue: (value: T) => void, onError: (error: unknown) => void): PromiseLike<T> {
+  // A look-alike pool that returns something else: the app gets exactly that, untracked.
+  if (typeof (promise as PromiseLike<T> | null)?.then !== 'function') {
+    onError(undefined);
+    return promise;
+  }
   return promise.then(
     (value) => {
       onValue(value);
