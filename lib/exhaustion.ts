@@ -79,7 +79,9 @@ export function describeExhaustion(
     const contexts = g.contexts.length === 0 ? '' : `; e.g. ${g.contexts.map(formatLabels).join(' | ')}`;
     lines.push(`  ${leasesText} from ${where}, oldest held ${formatDuration(g.oldestHeldMs)}${contexts}`);
   }
-  if (groups.length === 0) lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
+  if (groups.length === 0 && reason === 'timeout') {
+    lines[0] = `poolwatch: pool "${pool}" gave up waiting for a connection after ${formatDuration(longestWaitMs)} with none leased: it could not create one (is the database down or out of reach?); ${waiting} waiting.`;
+  } else if (groups.length === 0) lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
   return {
     pool,
     reason,

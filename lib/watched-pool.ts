@@ -250,8 +250,12 @@ export class WatchedPool implements Tracker {
     try {
       this.#timeouts++;
       const at = now();
-      // The error is named whatever the rate limit: each one reaches some log line.
-      nameHolders(error, this.#exhaustion('timeout', at, at - lease.requestedMono));
+      const event = this.#exhaustion('timeout', at, at - lease.requestedMono);
+      // The error is named whatever the rate limit: each one reaches some log line. With no
+      // connection leased the pool gave up for want of one it could not create (a database
+      // down or out of reach), not one held: its own message stays exactly as it was, or
+      // the responder is sent looking for a leak. The event says so.
+      if (this.ledger.size > 0) nameHolders(error, event);
     } catch (failure) {
       this.host.emitter.surface(this, 'internal error naming the holders', failure);
     }

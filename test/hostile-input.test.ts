@@ -1,9 +1,9 @@
 // Promises poolwatch keeps under input a careful user would not give it: thresholds past
 // setTimeout's limit, listeners that reject, a pool named `__proto__`, labels that do not
-// serialise, a context function that returns no labels.
+// serialise, a context function that returns no labels, a pool that cannot connect.
 import t from 'tap';
 import { createPool, type Pool } from 'generic-pool';
-import { createDetector, type LeakReport } from '../lib/index.js';
+import { createDetector, type ExhaustedEvent, type LeakReport } from '../lib/index.js';
 import { expectNoLeaks } from '../lib/testing/index.js';
 import { fakeClock } from './helpers/clock.js';
 
@@ -208,4 +208,57 @@ t.test('a look-alike pool whose acquire returns no promise gives the app exactly
   }, 'no TypeError thrown into the app');
   t.equal(got, conn, 'the same value');
   t.same(detector.leases(), [], 'and no lease left waiting');
+});
+
+t.test("a pool that cannot create a connection times out with its own message, not a leak's", async (t) => {
+  const clock = fakeClock(t);
+  // The database is out of reach: creating a connection never completes.
+  const pool = createPool<Conn>({ create: () => new Promise<Conn>(() => {}), destroy: async () => {} }, { max: 2, acquireTimeoutMillis: 1_000 });
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  detector.watch(pool, { name: 'db' });
+  const events: ExhaustedEvent[] = [];
+  detector.on('exhausted', (event) => events.push(event));
+  const failing = pool.acquire().then(
+    () => undefined,
+    (error: unknown) => error as Error & { poolwatch?: unknown },
+  );
+  await clock.tickAsync(1_000);
+  const error = (await failing)!;
+  t.equal(error.message, 'ResourceRequest timed out', "the pool's own message, untouched");
+  t.equal(error.poolwatch, undefined, 'and nothing attached to it');
+  t.match(events, [{ reason: 'timeout', open: 0, holders: [], message: /gave up waiting for a connection after 1\.0 s with none leased: it could not create one/ }], 'the event says why');
+  t.match(detector.stats().db, { timeouts: 1, failed: 1, open: 0 });
+});
+
+t.test("tarn's timeout after a failing create keeps tarn's own message", async (t) => {
+  const { Pool: TarnPool } = await import('tarn');
+  const make = () =>
+    new TarnPool<Conn>({
+      create: async () => {
+        throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+      },
+      destroy: async () => {},
+      min: 0,
+      max: 1,
+      acquireTimeoutMillis: 50,
+      createRetryIntervalMillis: 10,
+    });
+  const outcome = async (pool: InstanceType<typeof TarnPool<Conn>>) => {
+    const error = (await pool.acquire().promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error;
+    await pool.destroy();
+    return error;
+  };
+  const expected = await outcome(make());
+  const pool = make();
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  detector.watch(pool, { name: 'tarn' });
+  const error = await outcome(pool);
+  t.equal(error.constructor, expected.constructor);
+  t.equal(error.message, expected.message, 'the same message as without poolwatch');
+  t.notMatch(error.message, /Held by/);
 });
