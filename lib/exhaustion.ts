@@ -71,17 +71,18 @@ export function describeExhaustion(
   const groups = group(leases, at);
   const n = leases.length;
   const size = capacity === undefined ? `${n} ${n === 1 ? 'connection' : 'connections'}` : `${n} of ${capacity} connections`;
-  const what = reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry';
-  const lines = [`poolwatch: pool "${pool}" ${what}: ${size} leased, ${waiting} waiting, the longest for ${formatDuration(longestWaitMs)}. Held by:`];
+  const waited = formatDuration(longestWaitMs);
+  const lines =
+    reason === 'timeout' && n === 0
+      ? [`poolwatch: pool "${pool}" gave up waiting for a connection after ${waited} with none leased: it could not create one (is the database down or out of reach?); ${waiting} waiting.`]
+      : [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} leased, ${waiting} waiting, the longest for ${waited}. Held by:`];
   for (const g of groups) {
     const where = g.callSite ?? 'an unknown line (no stack captured)';
     const leasesText = g.count === 1 ? '1 lease' : `${g.count} leases`;
     const contexts = g.contexts.length === 0 ? '' : `; e.g. ${g.contexts.map(formatLabels).join(' | ')}`;
     lines.push(`  ${leasesText} from ${where}, oldest held ${formatDuration(g.oldestHeldMs)}${contexts}`);
   }
-  if (groups.length === 0 && reason === 'timeout') {
-    lines[0] = `poolwatch: pool "${pool}" gave up waiting for a connection after ${formatDuration(longestWaitMs)} with none leased: it could not create one (is the database down or out of reach?); ${waiting} waiting.`;
-  } else if (groups.length === 0) lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
+  if (n === 0 && reason !== 'timeout') lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
   return {
     pool,
     reason,
