@@ -54,7 +54,9 @@ function group(leases: readonly Lease[], at: number): HolderGroup[] {
     entry.count++;
     if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(safeLabels(lease.context));
   }
-  return [...bySite.values()].sort((a, b) => b.count - a.count || b.oldestHeldMs - a.oldestHeldMs);
+  return [...bySite.values()]
+    .sort((a, b) => b.count - a.count || b.oldestHeldMs - a.oldestHeldMs)
+    .map((g) => Object.freeze({ ...g, contexts: Object.freeze(g.contexts) }));
 }
 
 /** Describes who holds a pool: its open leases (oldest first), grouped by call site. */
@@ -83,18 +85,19 @@ export function describeExhaustion(
     lines.push(`  ${leasesText} from ${where}, oldest held ${formatDuration(g.oldestHeldMs)}${contexts}`);
   }
   if (n === 0 && reason !== 'timeout') lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
-  return {
+  // Frozen like every payload: one listener cannot change what the next one, or the error, shows.
+  return Object.freeze({
     pool,
     reason,
     capacity,
     open: leases.length,
     waiting,
     longestWaitMs,
-    holders: leases.map((lease) => Object.freeze(lease.toJSON() as LeaseInfo)),
-    groups,
+    holders: Object.freeze(leases.map((lease) => Object.freeze(lease.toJSON() as LeaseInfo))),
+    groups: Object.freeze(groups),
     suppressed,
     message: lines.join('\n'),
-  };
+  });
 }
 
 /**

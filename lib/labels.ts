@@ -80,3 +80,8 @@ export function safeLabels(labels: Labels): Labels {
   }
   return out;
 }
+
+/** `labels` as a payload carries them: the same object when already frozen, else a frozen copy a listener cannot write through. */
+export function frozenLabels(labels: Labels): Labels {
+  return Object.isFrozen(labels) ? labels : Object.freeze({ ...labels });
+}

@@ -1,7 +1,8 @@
+import { inspect } from 'node:util';
 import { now, toEpoch } from './clock.js';
 import { noOrigin, originOf, type Origin, type Trace } from './stack.js';
 import type { Labels } from './options.js';
-import { safeLabels } from './labels.js';
+import { frozenLabels, safeLabels } from './labels.js';
 import type { LeakReport } from './report.js';
 import type { Scope } from './context.js';
 import type { WatchedPool } from './watched-pool.js';
@@ -108,4 +109,36 @@ export class Lease implements LeaseInfo {
     const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack } = this;
     return { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context: safeLabels(this.context) };
   }
+}
+
+// console.log and util.inspect show a view's values, not `[Getter]` for the parsed fields.
+function inspectView(this: LeaseInfo, _depth: number, options: object, show: typeof inspect): string {
+  const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context } = this;
+  return show({ pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context }, options);
+}
+
+/**
+ * What an event or a channel message carries of a lease: a frozen plain object with no
+ * path to the connection, the pool or poolwatch's own records, so a listener can neither
+ * print a password by logging it nor change what `stats()` counts by writing to it. The
+ * call site and stack are read from the lease when asked: parsing a stack on every
+ * acquire a metrics listener sees would cost more than the rest of the lease.
+ */
+export function leaseView(lease: Lease): LeaseInfo {
+  return Object.freeze({
+    pool: lease.pool,
+    leaseId: lease.leaseId,
+    acquiredAt: lease.acquiredAt,
+    waitedMs: lease.waitedMs,
+    heldMs: lease.heldMs,
+    via: lease.via,
+    get callSite() {
+      return lease.callSite;
+    },
+    get stack() {
+      return lease.stack;
+    },
+    context: frozenLabels(lease.context),
+    [inspect.custom]: inspectView,
+  });
 }

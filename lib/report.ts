@@ -3,7 +3,7 @@ import { codeFrame } from './code-frame.js';
 import { formatFrame } from './stack.js';
 import type { Lease } from './lease.js';
 import type { Labels, StackPolicy } from './options.js';
-import { safeLabels } from './labels.js';
+import { frozenLabels, safeLabels } from './labels.js';
 
 /** Why a lease counts as leaked. */
 export type LeakKind = 'threshold' | 'scope-ended' | 'collected';
@@ -86,7 +86,7 @@ export class LeakReport extends Error {
     this.waitedMs = Math.round(lease.waitedMs);
     this.callSite = lease.callSite;
     this.via = lease.via;
-    this.context = lease.context;
+    this.context = frozenLabels(lease.context);
     this.#lease = lease;
     const frames = lease.stack ?? `    (${whyNoStack[lease.watched.stacks]})`;
     Object.defineProperty(this, 'stack', {

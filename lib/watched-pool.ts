@@ -3,7 +3,7 @@ import { describe } from './errors.js';
 import { installAll } from './adapters/patch.js';
 import { enabledCheck } from './log.js';
 import { now } from './clock.js';
-import { Lease, emptyLabels, pending, open, closed, failed } from './lease.js';
+import { Lease, emptyLabels, leaseView, pending, open, closed, failed } from './lease.js';
 import { channels } from './channels.js';
 import { Ledger } from './ledger.js';
 import { LeakReport, formatDuration, type LeakKind } from './report.js';
@@ -236,7 +236,7 @@ export class WatchedPool implements Tracker {
       else scope.open.add(lease);
     }
     const { emitter } = this.host;
-    if (emitter.listened.acquire || channels.acquire.hasSubscribers) emitter.emit('acquire', lease);
+    if (emitter.listened.acquire || channels.acquire.hasSubscribers) emitter.emit('acquire', leaseView(lease));
     if (leaseLogging()) logLease('%s: acquired lease #%d after %s', this.name, lease.leaseId, formatDuration(lease.waitedMs));
   }
 
@@ -374,12 +374,12 @@ export class WatchedPool implements Tracker {
       const report = lease.report;
       this.#sampler.alert();
       if (emitter.wanted('leak-released')) {
-        emitter.emit('leak-released', { pool: this.name, leaseId: lease.leaseId, heldMs, report, lease });
+        emitter.emit('leak-released', Object.freeze({ pool: this.name, leaseId: lease.leaseId, heldMs, report, lease: leaseView(lease) }));
       }
       if (logLeak.enabled) logLeak('%s: leaked lease #%d came back after %s', this.name, lease.leaseId, formatDuration(heldMs));
     }
     if (destroyed ? emitter.listened.destroy || channels.destroy.hasSubscribers : emitter.listened.release || channels.release.hasSubscribers) {
-      emitter.emit(destroyed ? 'destroy' : 'release', lease);
+      emitter.emit(destroyed ? 'destroy' : 'release', leaseView(lease));
     }
     if (leaseLogging()) logLease('%s: %s lease #%d after %s', this.name, destroyed ? 'destroyed' : 'released', lease.leaseId, formatDuration(heldMs));
   }
@@ -402,7 +402,7 @@ export class WatchedPool implements Tracker {
         ? `${method}() of a connection already given back to pool "${this.name}"${where}; it was lease #${last!.leaseId}${last!.callSite === undefined ? '' : `, acquired at ${last!.callSite}`}`
         : `${method}() of a connection pool "${this.name}" never leased${where}`;
     if (this.host.emitter.wanted('misuse')) {
-      this.host.emitter.emit('misuse', { kind, pool: this.name, method, message, callSite, lease: last });
+      this.host.emitter.emit('misuse', Object.freeze({ kind, pool: this.name, method, message, callSite, lease: last === undefined ? undefined : leaseView(last) }));
     }
     if (logLeak.enabled) logLeak('%s: misuse: %s', this.name, message);
   }

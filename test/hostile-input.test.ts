@@ -2,8 +2,10 @@
 // setTimeout's limit, listeners that reject, a pool named `__proto__`, labels that do not
 // serialise, a context function that returns no labels, a pool that cannot connect.
 import t from 'tap';
+import diagnostics from 'node:diagnostics_channel';
+import { inspect } from 'node:util';
 import { createPool, type Pool } from 'generic-pool';
-import { createDetector, type ExhaustedEvent, type LeakReport } from '../lib/index.js';
+import { createDetector, type ExhaustedEvent, type LeakReport, type LeaseInfo } from '../lib/index.js';
 import { expectNoLeaks } from '../lib/testing/index.js';
 import { fakeClock } from './helpers/clock.js';
 
@@ -261,4 +263,87 @@ t.test("tarn's timeout after a failing create keeps tarn's own message", async (
   t.equal(error.constructor, expected.constructor);
   t.equal(error.message, expected.message, 'the same message as without poolwatch');
   t.notMatch(error.message, /Held by/);
+});
+
+// A connection and a pool that carry secrets the way drivers do: in the connection's
+// config, and in the pool's options.
+const secret = 'pw-Vk3q9-never-in-a-payload';
+type SecretConn = { id: number; config: { password: string; connectionString: string } };
+const secretPool = (): Pool<SecretConn> => {
+  const config = { password: secret, connectionString: `postgres://app:${secret}@db/app` };
+  const pool = createPool<SecretConn>({ create: async () => ({ id: ++ids, config }), destroy: async () => {} }, { max: 1, acquireTimeoutMillis: 50 });
+  (pool as unknown as { config: object }).config = config;
+  return pool;
+};
+
+t.test('event payloads and channel messages are frozen views with no path to a connection, a pool or a password', async (t) => {
+  const clock = fakeClock(t);
+  const detector = createDetector({ leakThresholdMs: 1_000, context: () => ({ requestId: 'r-1' }) });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(secretPool(), { name: 'db' });
+  const payloads: Array<[string, object]> = [];
+  for (const event of ['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse', 'exhausted'] as const) {
+    detector.on(event, (payload: object) => void payloads.push([event, payload]));
+    const onMessage = (message: unknown) => void payloads.push([`poolwatch:${event}`, message as object]);
+    diagnostics.subscribe(`poolwatch:${event}`, onMessage);
+    t.teardown(() => diagnostics.unsubscribe(`poolwatch:${event}`, onMessage));
+  }
+  const conn = await pool.acquire();
+  await clock.tickAsync(1_000); // leak
+  const waiter = pool.acquire().catch(() => undefined); // exhausted: times out with one leased
+  await clock.tickAsync(50);
+  await waiter;
+  await pool.release(conn); // leak-released, release
+  void pool.release(conn).catch(() => undefined); // misuse
+  await pool.destroy(await pool.acquire()); // acquire, destroy
+
+  const seen = new Set(payloads.map(([name]) => name));
+  for (const event of ['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse', 'exhausted']) {
+    t.ok(seen.has(event) && seen.has(`poolwatch:${event}`), `${event} was emitted and published`);
+  }
+  for (const [name, payload] of payloads) {
+    const text = inspect(payload, { depth: Infinity, showHidden: true, getters: true });
+    t.notMatch(text, secret, `${name}: no password in util.inspect`);
+    t.notMatch(text, /SecretConn|config|connectionString|_waitingClientsQueue|WatchedPool|ledger/, `${name}: no connection, pool or poolwatch record`);
+    if (name === 'leak' || name === 'poolwatch:leak') continue; // a LeakReport is an Error, which runners annotate
+    t.ok(Object.isFrozen(payload), `${name}: frozen`);
+  }
+  const acquired = payloads.find(([name]) => name === 'acquire')![1] as LeaseInfo;
+  t.match(acquired, { pool: 'db', via: 'acquire', context: { requestId: 'r-1' } }, 'a view reads like the lease');
+  t.match(acquired.callSite, /hostile-input\.test\.ts:\d+:\d+$/, 'with its call site');
+  t.match(inspect(acquired), /callSite: '.*hostile-input\.test\.ts/, 'console.log shows the values, not [Getter]');
+  t.same(Object.keys(JSON.parse(JSON.stringify(acquired))).sort(), ['acquiredAt', 'callSite', 'context', 'heldMs', 'leaseId', 'pool', 'stack', 'via', 'waitedMs']);
+});
+
+t.test('a listener that writes to its payload changes nothing poolwatch counts or reports', async (t) => {
+  const clock = fakeClock(t);
+  const detector = createDetector({ leakThresholdMs: 1_000, context: () => ({ requestId: 'r-1' }) });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(newPool(), { name: 'db' });
+  const vandal = (view: LeaseInfo) => {
+    const payload = view as unknown as Record<string, unknown>;
+    for (const key of ['pool', 'leaseId', 'heldMs', 'state', 'deadline', 'resource', 'acquiredMono', 'context']) {
+      try {
+        payload[key] = key === 'context' ? { requestId: 'forged' } : -1;
+      } catch {
+        // Frozen: strict-mode code gets a TypeError, which is the point.
+      }
+    }
+    const context = payload.context as Record<string, unknown> | undefined;
+    try {
+      if (context !== undefined) context.requestId = 'forged';
+    } catch {}
+  };
+  detector.on('acquire', vandal).on('release', vandal);
+  const leaks: LeakReport[] = [];
+  detector.on('leak', (report) => leaks.push(report));
+  await pool.release(await pool.acquire());
+  const held = await pool.acquire();
+  t.same(detector.stats().db, { ...detector.stats().db, open: 1, acquired: 2, released: 1, leaked: 0 }, 'stats unchanged by the writes');
+  await clock.tickAsync(1_000);
+  t.equal(leaks.length, 1, 'the open lease is still reported on time');
+  t.equal(leaks[0]!.pool, 'db');
+  t.same(leaks[0]!.context, { requestId: 'r-1' }, 'with the labels it was acquired with');
+  await pool.release(held);
+  t.equal(detector.stats().db!.open, 0);
 });
