@@ -7,7 +7,8 @@ export type RefreshLabels = (labels: Record<string, unknown>) => void;
 
 /**
  * A unit of work (a request, a job, a test) whose leases must all be closed when it
- * ends. Scopes nest: an inner scope's labels are merged over its parent's.
+ * ends. Scopes nest: an inner scope's labels are merged over its parent's as it opens,
+ * so it keeps no link that would hold an ended parent (and its request) in memory.
  */
 export class Scope {
   /** Leases opened in this scope and still open. */
@@ -17,7 +18,6 @@ export class Scope {
   constructor(
     /** Own labels merged over the parent's (inner wins); the leases that record them share them. */
     readonly labels: Labels,
-    readonly parent: Scope | undefined,
     /**
      * Updates `labels` in place as a lease records them or a nested scope copies them,
      * and once more as the scope ends: a request's route is known only once the
@@ -49,7 +49,7 @@ export function openScope(labels: Labels, refresh?: RefreshLabels): Scope {
     parent.refresh?.(parent.labels as Record<string, unknown>);
     merged = { ...parent.labels, ...labels };
   }
-  return new Scope(refresh === undefined ? Object.freeze(merged) : merged, parent, refresh);
+  return new Scope(refresh === undefined ? Object.freeze(merged) : merged, refresh);
 }
 
 /** Runs `fn` with `scope` as the current scope, for it and the async work it starts. */

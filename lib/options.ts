@@ -8,7 +8,8 @@ export type Labels = Readonly<Record<string, unknown>>;
 /**
  * When to capture the acquiring stack.
  * - `'always'`: every acquire (the most precise, the most costly);
- * - `'auto'`: within a cost budget, and every acquire once leaks appear;
+ * - `'auto'`: every acquire's call site, from a short capture; full stacks within a
+ *   cost budget, which a leak or misuse tops up;
  * - `'never'`: no stacks; reports still carry pool, times and context.
  */
 export type StackPolicy = 'always' | 'auto' | 'never';

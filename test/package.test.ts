@@ -208,6 +208,7 @@ t.test('the packed tarball holds the build, the ESM entry and the docs, and no t
     main?: string;
     types?: string;
     exports?: Record<string, unknown>;
+    typesVersions?: Record<string, unknown>;
   };
 
   t.ok(has.has('package.json'), 'package.json');
@@ -222,13 +223,13 @@ t.test('the packed tarball holds the build, the ESM entry and the docs, and no t
     if (existsSync(join(repo, doc))) t.ok(has.has(doc), doc);
   }
 
-  // Every file that main, types and the exports map point at is in the tarball.
+  // Every file that main, types, the exports map and typesVersions point at is in the tarball.
   const targets = new Set<string>();
   const collect = (value: unknown): void => {
     if (typeof value === 'string') targets.add(value.replace(/^\.\//, ''));
     else if (value !== null && typeof value === 'object') Object.values(value).forEach(collect);
   };
-  collect([pkg.main, pkg.types, pkg.exports]);
+  collect([pkg.main, pkg.types, pkg.exports, pkg.typesVersions]);
   for (const target of targets) t.ok(has.has(target), `${target}, named in package.json, is packed`);
 
   const unwanted = entries.filter((entry) =>
@@ -446,5 +447,41 @@ export {};
     dir,
   );
   t.equal(result.code, 0, 'tsc --module node16 --strict --noEmit finds no error');
+  t.equal(result.stdout.trim(), '', 'tsc prints no diagnostic');
+});
+
+// node10 resolution (TypeScript's old `node`, still the default of `module: commonjs`)
+// ignores the exports map: it finds a subpath's declarations only through typesVersions.
+t.test('a TypeScript consumer with moduleResolution node10 and module commonjs type-checks every subpath', async (t) => {
+  const { dir } = await consumer();
+  await writeFile(
+    join(dir, 'consumer-node10.ts'),
+    `import { createDetector, type Detector } from 'poolwatch';
+import { expectNoLeaks, LeakError } from 'poolwatch/testing';
+import { requestScope, expressScope, fastifyScope, koaScope, type RequestScopeOptions } from 'poolwatch/http';
+import { registerOtelMetrics } from 'poolwatch/otel';
+import { registerPrometheusMetrics } from 'poolwatch/prometheus';
+import { createServer } from 'node:http';
+
+const detector: Detector = createDetector();
+expectNoLeaks(detector, { name: 'node10' });
+const code: 'POOLWATCH_LEAK' = new LeakError('none', []).code;
+const options: RequestScopeOptions = {};
+createServer(requestScope((req, res) => { res.end(req.url); }, options));
+const middlewares: unknown[] = [expressScope(), koaScope(), fastifyScope];
+const unregister: () => void = registerOtelMetrics(detector).unregister;
+void [code, middlewares, unregister, registerPrometheusMetrics];
+// @ts-expect-error: expectNoLeaks takes no string, so the declarations are not \`any\`
+expectNoLeaks('detector');
+export {};
+`,
+  );
+  const tsc = join(repo, 'node_modules', '.bin', 'tsc');
+  const result = await run(
+    process.execPath,
+    [tsc, '--module', 'commonjs', '--moduleResolution', 'node10', '--target', 'es2022', '--strict', '--noEmit', '--typeRoots', join(repo, 'node_modules', '@types'), '--types', 'node', 'consumer-node10.ts'],
+    dir,
+  );
+  t.equal(result.code, 0, 'tsc --module commonjs --moduleResolution node10 --strict --noEmit finds no error');
   t.equal(result.stdout.trim(), '', 'tsc prints no diagnostic');
 });
