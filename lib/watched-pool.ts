@@ -14,6 +14,7 @@ import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
 import { describeExhaustion, nameHolders, type ExhaustedEvent, type ExhaustionReason } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
+import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
 import type { Emitter, MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
 
@@ -35,6 +36,12 @@ const shallowestDepth = 1 + contextFrames;
 // The first acquires of a pool under 'auto' take full stacks and are read at once, to
 // learn how deep the app's line sits below the pool's API before the depth matters.
 const probes = 8;
+
+// The `adapter` option: leases and double releases, from the methods it names; nothing else is known of the pool.
+function customManifest(adapter: Adapter): CapabilityManifest {
+  const can = { misuse: true, capacity: false, idle: false, acquireTimeout: false, exhaustion: false, destroys: true, handover: true, activity: false };
+  return manifest(adapter.kind, undefined, undefined, can, []);
+}
 
 function isPowerOfTen(n: number): boolean {
   while (n % 10 === 0) n /= 10;
@@ -62,10 +69,14 @@ export interface PoolStats {
   readonly peakOpen: number;
   readonly leaked: number;
   readonly misuse: number;
+  /** Leases poolwatch had to stop following: it could not see their connection come back (see the `error` event). */
+  readonly untracked: number;
   /** How long connections were held, over closed leases. */
   readonly held: SummaryInfo;
   /** How long acquire calls waited for a connection. */
   readonly waited: SummaryInfo;
+  /** What poolwatch can see of this pool: the library and version, and what a missing private field took away. */
+  readonly capabilities: CapabilityManifest;
 }
 
 /** What a watched pool needs from its detector. */
@@ -91,6 +102,10 @@ export class WatchedPool implements Tracker {
   readonly #leaksBySite = new Map<string | undefined, number>();
   #active = true;
   #contextRefused = false;
+  #lostSaid = false;
+  #connectionProbed = false;
+  /** What the probe at watch() found this pool's library offers. */
+  capabilities: CapabilityManifest;
   #waiting = 0;
   #acquired = 0;
   #released = 0;
@@ -99,6 +114,7 @@ export class WatchedPool implements Tracker {
   #leaked = 0;
   #misused = 0;
   #timeouts = 0;
+  #untracked = 0;
   #peakOpen = 0;
   // Per reason, so a flood of saturation events does not hide the first timeout.
   readonly #lastExhausted = { saturated: -Infinity, timeout: -Infinity };
@@ -133,11 +149,46 @@ export class WatchedPool implements Tracker {
     // Longest prefix first, so 'src/a.ts:42' wins over 'src/a.ts'.
     this.#siteThresholds = Object.entries(options.callSiteThresholdsMs ?? {}).sort(([a], [b]) => b.length - a.length);
     this.isLibrary = libraryMatcher(adapter.libraries);
-    const capacity = adapter.capacity?.(target);
+    this.capabilities = adapter.internals === undefined ? customManifest(adapter) : probe(adapter.internals, target as never);
+    const can = this.capabilities.can;
+    const capacity = can.capacity ? adapter.capacity?.(target) : undefined;
     this.capacity = typeof capacity === 'number' && capacity > 0 ? capacity : Infinity;
-    const timeout = adapter.acquireTimeoutMs?.(target);
+    const timeout = can.acquireTimeout ? adapter.acquireTimeoutMs?.(target) : undefined;
     this.#hurtingWaitMs = typeof timeout === 'number' && timeout > 0 ? Math.min(hurtingWaitMs, timeout / 2) : hurtingWaitMs;
     this.#uninstall = installAll(() => adapter.install(target, this));
+    // Said only once watch() has succeeded, and once per library version and capability.
+    if (this.capabilities.degraded.length > 0) warnDegraded(name, this.capabilities);
+  }
+
+  probeConnection(shapes: readonly Shape<never>[], connection: unknown): void {
+    if (this.#connectionProbed) return;
+    this.#connectionProbed = true;
+    try {
+      const m = this.capabilities;
+      const can = { ...m.can } as Record<Capability, boolean>;
+      const lost = probeShapes(shapes, connection as never, can);
+      if (lost.length === 0) return;
+      this.capabilities = manifest(m.library, m.version, m.checked, can, [...m.degraded, ...lost]);
+      warnDegraded(this.name, this.capabilities, lost);
+    } catch (error) {
+      this.host.emitter.surface(this, 'internal error probing a connection', error);
+    }
+  }
+
+  lost(lease: Lease, error: unknown): void {
+    if (lease.state !== open || !this.#active) return;
+    lease.state = closed;
+    lease.releasedMono = now();
+    this.ledger.remove(lease);
+    lease.scope?.open.delete(lease);
+    this.#untracked++;
+    if (this.#lostSaid) return;
+    this.#lostSaid = true;
+    this.host.emitter.surface(
+      this,
+      `cannot see when pool "${this.name}" gets a connection back (its release cannot be wrapped: ${(error as Error)?.message ?? String(error)}); such leases are not tracked, and the app's connections are as the pool gave them`,
+      error,
+    );
   }
 
   begin(caller: Function, via?: string, given?: Trace | null): Lease {
@@ -385,6 +436,8 @@ export class WatchedPool implements Tracker {
   }
 
   #misuse(resource: unknown, method: string, caller: Function): void {
+    // The pool does not show what poolwatch needs to judge it.
+    if (!this.capabilities.can.misuse) return;
     const leasedByPool = this.adapter.isLeased?.(this.target, resource);
     // Leased before watch() began, or the pool cannot say: not ours to judge.
     if (leasedByPool === true) return;
@@ -515,13 +568,16 @@ export class WatchedPool implements Tracker {
       peakOpen: this.#peakOpen,
       leaked: this.#leaked,
       misuse: this.#misused,
+      untracked: this.#untracked,
       held: this.#held.toJSON(),
       waited: this.#waited.toJSON(),
+      capabilities: this.capabilities,
     };
   }
 
   // Asked of the pool only here, never on acquire/release; a pool that cannot say gives undefined.
   #idle(): number | undefined {
+    if (!this.capabilities.can.idle) return undefined;
     try {
       const idle = this.adapter.idle?.(this.target);
       return typeof idle === 'number' && idle >= 0 ? idle : undefined;

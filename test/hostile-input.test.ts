@@ -8,6 +8,7 @@ import { createPool, type Pool } from 'generic-pool';
 import { createDetector, type ExhaustedEvent, type LeakReport, type LeaseInfo } from '../lib/index.js';
 import { expectNoLeaks } from '../lib/testing/index.js';
 import { fakeClock } from './helpers/clock.js';
+import { captureWarnings } from './helpers/warnings.js';
 
 type Conn = { id: number };
 let ids = 0;
@@ -201,9 +202,12 @@ t.test('a look-alike pool whose acquire returns no promise gives the app exactly
     isBorrowedResource: () => false,
     drain: async () => undefined,
   };
+  const warned = captureWarnings(t);
   const detector = createDetector();
   t.teardown(() => detector.close());
   detector.watch(lookAlike, { name: 'odd' });
+  await new Promise((resolve) => process.nextTick(resolve));
+  t.match(warned, [{ code: 'POOLWATCH_DEGRADED', message: /pool "odd" .* lacks what poolwatch reads for: handover/ }], 'what it lacks is said');
   let got: unknown;
   t.doesNotThrow(() => {
     got = lookAlike.acquire();
@@ -346,4 +350,33 @@ t.test('a listener that writes to its payload changes nothing poolwatch counts o
   t.same(leaks[0]!.context, { requestId: 'r-1' }, 'with the labels it was acquired with');
   await pool.release(held);
   t.equal(detector.stats().db!.open, 0);
+});
+
+t.test('a pool that hands out frozen connections gives the app exactly what it gives, and poolwatch says once it cannot follow them', async (t) => {
+  const clock = fakeClock(t);
+  const detector = createDetector({ leakThresholdMs: 1_000 });
+  t.teardown(() => detector.close());
+  const made: object[] = [];
+  const pool = {
+    async checkout() {
+      const conn = Object.freeze({ id: made.length + 1, release() {} });
+      made.push(conn);
+      return conn;
+    },
+  };
+  detector.watch(pool, { name: 'db', adapter: { acquire: 'checkout', release: { connection: 'release' } } });
+  const errors: Error[] = [];
+  detector.on('error', (error) => errors.push(error));
+  const leaks: LeakReport[] = [];
+  detector.on('leak', (report) => leaks.push(report));
+
+  const first = await pool.checkout();
+  const second = await pool.checkout();
+  t.equal(first, made[0], 'the app gets the connection the pool made');
+  t.equal(second, made[1]);
+  t.equal(errors.length, 1, 'said once, not per acquire');
+  t.match(errors[0]!.message, /cannot see when pool "db" gets a connection back \(its release cannot be wrapped: .*\); such leases are not tracked/);
+  t.match(detector.stats().db, { acquired: 2, open: 0, untracked: 2 }, 'counted as untracked, not open');
+  await clock.tickAsync(1_000);
+  t.same(leaks, [], 'so they are never reported as leaks');
 });

@@ -1,6 +1,5 @@
-import { AsyncResource } from 'node:async_hooks';
 import { PoolwatchTypeError, codes, describe } from '../errors.js';
-import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, followCallback, followPromise, patchConnection, patchEnd, patchMethod } from './patch.js';
 import type { Adapter, Tracker } from './types.js';
 
 /** A method given by name, or as the function itself (`pool.checkout`). */
@@ -96,16 +95,18 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
         tracker.handover(lease, connection);
         if (connectionEnds.length === 0 || typeof connection !== 'object' || connection === null) return;
         if (patched.has(connection)) return;
-        patched.add(connection);
-        for (const [{ key }, destroyed] of connectionEnds) {
-          if (typeof (connection as Record<string, unknown>)[key] !== 'function') continue;
-          patchMethod<(...args: unknown[]) => unknown>(connection, key, (original) =>
-            function end(this: object) {
-              if (active) tracker.end(this, destroyed, key, end);
-              return original.apply(this, arguments as unknown as unknown[]);
-            },
-          );
-        }
+        const wrapped = patchConnection(tracker, lease, () => {
+          for (const [{ key }, destroyed] of connectionEnds) {
+            if (typeof (connection as Record<string, unknown>)[key] !== 'function') continue;
+            patchMethod<(...args: unknown[]) => unknown>(connection, key, (original) =>
+              function end(this: object) {
+                if (active) tracker.end(this, destroyed, key, end);
+                return original.apply(this, arguments as unknown as unknown[]);
+              },
+            );
+          }
+        });
+        if (wrapped) patched.add(connection);
       };
 
       const restores = [
@@ -117,18 +118,13 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
             let args: ArrayLike<unknown> = given;
             if (typeof callback === 'function') {
               const copy = Array.prototype.slice.call(given);
-              // Bound to the caller's async context: a queued callback would otherwise run in the releaser's.
-              copy[last] = AsyncResource.bind(function (this: unknown, error: unknown, connection: unknown) {
-                if (error == null && connection != null) handover(lease, connection);
-                else tracker.fail(lease, error);
-                return (callback as Function).apply(this, arguments);
-              });
+              copy[last] = followCallback(tracker, lease, callback, true, (connection) => handover(lease, connection));
               args = copy;
             }
             const result = callAcquire<unknown>(tracker, lease, original, self, args as unknown[]);
             if (args !== given) return result;
             if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-              return trackPromise(result as PromiseLike<unknown>, (connection) => handover(lease, connection), (error) => tracker.fail(lease, error));
+              return followPromise(tracker, lease, result as PromiseLike<unknown>, (connection) => handover(lease, connection));
             }
             if (result != null) handover(lease, result);
             else tracker.fail(lease);
@@ -137,14 +133,7 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
         ),
         ...ends
           .filter(([ref]) => ref.on === 'pool')
-          .map(([{ key }, destroyed]) =>
-            patchMethod<(...args: unknown[]) => unknown>(target, key, (original) =>
-              function end(this: object, connection: unknown) {
-                tracker.end(connection, destroyed, key, end);
-                return original.apply(this, arguments as unknown as unknown[]);
-              },
-            ),
-          ),
+          .map(([{ key }, destroyed]) => patchEnd(tracker, target, key, destroyed)),
       ];
       return () => {
         active = false;

@@ -1,19 +1,13 @@
 import type { Pool } from 'generic-pool';
-import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, followPromise, patchEnd, patchMethod } from './patch.js';
 import type { Lease } from '../lease.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
+import { acquireTimeoutOf, genericPoolInternals, type GenericPoolInternals, type ResourceRequest as Request } from './internals/generic-pool.js';
 
 type AnyPool = Pool<unknown>;
 
-/** generic-pool's request for a connection: the deferred its `acquire()` promise belongs to. */
-interface ResourceRequest {
-  resolve(value: unknown): void;
-  reject(reason: unknown): void;
+interface ResourceRequest extends Request {
   [leaseKey]?: Lease;
-}
-
-interface Internals {
-  _waitingClientsQueue: { enqueue(request: ResourceRequest, priority?: number): void };
 }
 
 const leaseKey = Symbol('poolwatch.lease');
@@ -27,8 +21,8 @@ const leaseKey = Symbol('poolwatch.lease');
  * then follows the promise instead.
  */
 function followRequests(pool: AnyPool, tracker: Tracker) {
-  const queue = (pool as unknown as Partial<Internals>)._waitingClientsQueue;
-  if (typeof queue?.enqueue !== 'function') return undefined;
+  const queue = (pool as unknown as GenericPoolInternals)._waitingClientsQueue;
+  if (queue === undefined || typeof queue.enqueue !== 'function') return undefined;
   const state = {
     // The lease of the acquire() now running, until its request is enqueued.
     pending: undefined as Lease | undefined,
@@ -49,7 +43,7 @@ function followRequests(pool: AnyPool, tracker: Tracker) {
     if (lease !== undefined) tracker.fail(lease, reason);
     Object.getPrototypeOf(this).reject.call(this, reason);
   }
-  state.restore = patchMethod<Internals['_waitingClientsQueue']['enqueue']>(queue, 'enqueue', (original) =>
+  state.restore = patchMethod<(request: ResourceRequest, priority?: number) => void>(queue, 'enqueue', (original) =>
     function enqueue(this: unknown, request: ResourceRequest) {
       const lease = state.pending;
       if (lease !== undefined && typeof request === 'object' && request !== null) {
@@ -70,6 +64,7 @@ export const genericPool: BuiltinAdapter = {
   defaultName: 'generic-pool',
   acquireMethod: 'acquire',
   libraries: ['generic-pool'],
+  internals: genericPoolInternals,
 
   matches(pool) {
     const p = pool as Partial<AnyPool>;
@@ -89,8 +84,7 @@ export const genericPool: BuiltinAdapter = {
         acquireWrapper(tracker, (self: AnyPool, args, trace, acquire) => {
           const lease = tracker.begin(acquire, undefined, trace);
           if (requests === undefined) {
-            const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, self, args);
-            return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
+            return followPromise(tracker, lease, callAcquire<PromiseLike<unknown>>(tracker, lease, original, self, args)) as Promise<unknown>;
           }
           const outer = requests.current;
           requests.pending = requests.current = lease;
@@ -107,21 +101,11 @@ export const genericPool: BuiltinAdapter = {
           if (requests.pending !== lease) return promise;
           // Refused without a request (draining, too many waiting): the promise says why.
           requests.pending = undefined;
-          return trackPromise(promise, (resource) => tracker.handover(lease, resource), (error) => tracker.fail(lease, error)) as Promise<unknown>;
+          return followPromise(tracker, lease, promise) as Promise<unknown>;
         }) as AnyPool['acquire'],
       ),
-      patchMethod<AnyPool['release']>(pool, 'release', (original) =>
-        function release(this: AnyPool, resource: unknown) {
-          tracker.end(resource, false, 'release', release);
-          return original.apply(this, arguments as unknown as [unknown]);
-        },
-      ),
-      patchMethod<AnyPool['destroy']>(pool, 'destroy', (original) =>
-        function destroy(this: AnyPool, resource: unknown) {
-          tracker.end(resource, true, 'destroy', destroy);
-          return original.apply(this, arguments as unknown as [unknown]);
-        },
-      ),
+      patchEnd(tracker, pool, 'release', false),
+      patchEnd(tracker, pool, 'destroy', true),
     ];
     if (requests !== undefined) restores.push(requests.restore);
     return () => {
@@ -134,8 +118,7 @@ export const genericPool: BuiltinAdapter = {
   },
 
   capacity: (pool) => (pool as AnyPool).max,
-  // generic-pool keeps its options in `_config`; null when it has no timeout.
-  acquireTimeoutMs: (pool) => (pool as { _config?: { acquireTimeoutMillis?: number | null } })._config?.acquireTimeoutMillis ?? undefined,
+  acquireTimeoutMs: (pool) => acquireTimeoutOf(pool as GenericPoolInternals),
   idle: (pool) => (pool as AnyPool).available,
   // acquireTimeoutMillis ran out ('ResourceRequest timed out').
   isExhaustion: (error) => (error as Error | null)?.name === 'TimeoutError',

@@ -1,6 +1,7 @@
 import type { Trace } from '../stack.js';
-import { callAcquire, patchMethod, trackPromise } from './patch.js';
-import { tarnHolds } from './tarn.js';
+import { callAcquire, followPromise, patchMethod, Handoff } from './patch.js';
+import { tarnHolds } from './internals/tarn.js';
+import { knexInternals, type KnexInternals } from './internals/knex.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** knex's Runner: runs one builder on a connection it acquires in `ensureConnection`. */
@@ -51,6 +52,7 @@ export const knex: BuiltinAdapter = {
   acquireMethod: 'transaction',
   // The app's frames lie past knex, its pool and whichever driver the client loads.
   libraries: ['knex', 'tarn', 'pg', 'pg-pool', 'pg-query-stream', 'mysql', 'mysql2', 'mariadb', 'sqlite3', 'better-sqlite3', 'tedious', 'oracledb'],
+  internals: knexInternals,
 
   matches(pool) {
     if (typeof pool !== 'function') return false;
@@ -67,9 +69,8 @@ export const knex: BuiltinAdapter = {
   install(target, tracker: Tracker) {
     const client = (target as unknown as Knex).client;
     const traces = new WeakMap<object, Trace>();
-    // Set for the synchronous span in which knex calls acquireConnection for a builder or transaction.
-    let handoff: Trace | undefined;
-    let handoffVia: string | undefined;
+    // What the runner or transaction now acquiring was made for, for the acquireConnection it calls synchronously.
+    const slot = new Handoff<{ trace: Trace | undefined; via: string }>();
     // knex releases a streamed connection twice (stream close, and the end of ensureConnection):
     // false once a stream has it, true after the first release; the second is knex's own, not misuse.
     const streamed = new WeakMap<object, boolean>();
@@ -81,24 +82,13 @@ export const knex: BuiltinAdapter = {
       tracker.handover(lease, connection);
     };
 
-    function ensureConnection(this: Runner, callback: unknown, params?: unknown) {
-      handoff = traces.get(this.builder);
-      handoffVia = params === undefined ? 'query' : 'stream';
-      try {
-        return Object.getPrototypeOf(this).ensureConnection.apply(this, arguments);
-      } finally {
-        handoff = handoffVia = undefined;
-      }
+    function ensureConnection(this: Runner, _callback: unknown, params?: unknown) {
+      const via = params === undefined ? 'query' : 'stream';
+      return slot.run<Promise<unknown>>({ trace: traces.get(this.builder), via }, Object.getPrototypeOf(this).ensureConnection, this, arguments);
     }
 
     function acquireTransactionConnection(this: Transaction) {
-      handoff = traces.get(this);
-      handoffVia = 'transaction';
-      try {
-        return Object.getPrototypeOf(this).acquireConnection.apply(this, arguments);
-      } finally {
-        handoff = handoffVia = undefined;
-      }
+      return slot.run<Promise<unknown>>({ trace: traces.get(this), via: 'transaction' }, Object.getPrototypeOf(this).acquireConnection, this, arguments);
     }
 
     const restores = [
@@ -136,13 +126,13 @@ export const knex: BuiltinAdapter = {
       ),
       patchMethod<Client['acquireConnection']>(client, 'acquireConnection', (original) =>
         function acquireConnection(this: Client) {
-          const trace = handoff;
+          const made = slot.take();
           // Not inside a runner or transaction: the app (or a plugin) called acquireConnection itself.
-          const via = handoffVia ?? 'acquireConnection';
-          handoff = handoffVia = undefined;
+          const via = made?.via ?? 'acquireConnection';
+          const trace = made?.trace;
           const lease = trace === undefined ? tracker.begin(acquireConnection, via) : tracker.begin(acquireConnection, via, trace);
           const promise = callAcquire<Promise<unknown>>(tracker, lease, original, this, arguments as unknown as []);
-          return trackPromise(promise, (connection) => handover(lease, connection, via), (error) => tracker.fail(lease, error)) as Promise<unknown>;
+          return followPromise(tracker, lease, promise, (connection) => handover(lease, connection, via)) as Promise<unknown>;
         },
       ),
       patchMethod<Client['releaseConnection']>(client, 'releaseConnection', (original) =>
@@ -170,6 +160,6 @@ export const knex: BuiltinAdapter = {
   isExhaustion: (error) => (error as Error | null)?.name === 'KnexTimeoutError',
 
   isLeased(pool, resource) {
-    return tarnHolds((pool as unknown as Knex).client.pool, resource);
+    return tarnHolds((pool as unknown as KnexInternals).client.pool, resource);
   },
 };

@@ -1,5 +1,6 @@
 import type { Lease } from '../lease.js';
-import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, followPromise, patchConnection, patchMethod, trackPromise } from './patch.js';
+import { isPromisePool, mariadbInternals, timeoutErrno, type MariadbPoolInternals } from './internals/mariadb.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** What this adapter touches of a mariadb 3 connection handed out by a pool. */
@@ -35,39 +36,34 @@ interface Watch {
   active: boolean;
 }
 
-type GiveBack = 'release' | 'end' | 'close';
+const giveBacks = ['release', 'end', 'close'] as const;
 
 /**
- * Wraps `release`, `end` or `close` of one connection. mariadb builds a new connection
- * object for every `getConnection()` and sets these three on it as own properties, so
- * each lease gets its own wrappers; they close over the connection rather than trust
- * `this`, and call straight through once the pool is unwatched.
+ * Wraps `release`, `end` and `close` (own properties mariadb sets on each connection it
+ * hands out: a new object per `getConnection()`) and `destroy()` (a prototype method) of
+ * one connection. The wrappers close over the connection rather than trust `this`, and
+ * call straight through once the pool is unwatched.
  */
-function wrapGiveBack(watch: Watch, connection: PoolConnection, key: GiveBack): void {
-  const original = connection[key];
-  connection[key] = function giveBack(this: unknown) {
-    if (watch.active) {
-      // The pool discards a connection that is no longer valid (killed by the server) or
-      // returned to an ended pool, rather than keep it: the lease ends as a destroy.
-      const discarded = watch.pool.closed || !connection.isValid();
-      watch.tracker.end(connection, discarded, key, giveBack);
-    }
-    return original.apply(this, arguments as unknown as []);
-  };
-}
-
-/** Wraps a connection's `destroy()` (a prototype method) with an own, non-enumerable one. */
-function wrapDestroy(watch: Watch, connection: PoolConnection): void {
-  const original = connection.destroy;
-  Object.defineProperty(connection, 'destroy', {
-    value: function destroy(this: unknown) {
+function wrapConnection(watch: Watch, connection: PoolConnection): void {
+  for (const key of giveBacks) {
+    patchMethod<() => Promise<void>>(connection, key, (original) =>
+      function giveBack(this: unknown) {
+        if (watch.active) {
+          // The pool discards a connection that is no longer valid (killed by the server) or
+          // returned to an ended pool, rather than keep it: the lease ends as a destroy.
+          const discarded = watch.pool.closed || !connection.isValid();
+          watch.tracker.end(connection, discarded, key, giveBack);
+        }
+        return original.apply(this, arguments as unknown as []);
+      },
+    );
+  }
+  patchMethod<() => void>(connection, 'destroy', (original) =>
+    function destroy(this: unknown) {
       if (watch.active) watch.tracker.end(connection, true, 'destroy', destroy);
       return original.apply(this, arguments as unknown as []);
     },
-    writable: true,
-    configurable: true,
-    enumerable: false,
-  });
+  );
 }
 
 /**
@@ -81,6 +77,7 @@ export const mariadb: BuiltinAdapter = {
   defaultName: 'mariadb',
   acquireMethod: 'getConnection',
   libraries: ['mariadb'],
+  internals: mariadbInternals,
 
   matches(pool) {
     const p = pool as Partial<Record<string, unknown>>;
@@ -93,21 +90,15 @@ export const mariadb: BuiltinAdapter = {
     ) {
       return false;
     }
-    // The class name is minified in mariadb's CommonJS build; its toString() is not.
-    // 'poolCallback(' (mariadb/callback) is a different API and is not claimed.
-    try {
-      return String(pool).startsWith('poolPromise(');
-    } catch {
-      return false;
-    }
+    return isPromisePool(pool);
   },
 
-  idle: (pool) => (pool as { idleConnections?(): number }).idleConnections?.(),
+  idle: (pool) => (pool as MariadbPoolInternals).idleConnections?.(),
 
   // acquireTimeout ran out while connections existed (the same errno also means "could not connect").
   isExhaustion: (error) => {
     const e = error as { errno?: unknown; message?: unknown } | null;
-    return e?.errno === 45028 && typeof e.message === 'string' && e.message.includes('pool timeout');
+    return e?.errno === timeoutErrno && typeof e.message === 'string' && e.message.includes('pool timeout');
   },
 
   install(target, tracker) {
@@ -119,18 +110,10 @@ export const mariadb: BuiltinAdapter = {
         acquireWrapper(tracker, (self: MariadbPool, args, trace, getConnection) => {
           const lease = tracker.begin(getConnection, undefined, trace);
           const promise = callAcquire<Promise<PoolConnection>>(tracker, lease, original, self, args);
-          return trackPromise(
-            promise,
-            (connection) => {
-              tracker.handover(lease, connection);
-              if (!watch.active) return;
-              wrapGiveBack(watch, connection, 'release');
-              wrapGiveBack(watch, connection, 'end');
-              wrapGiveBack(watch, connection, 'close');
-              wrapDestroy(watch, connection);
-            },
-            (error) => tracker.fail(lease, error),
-          ) as Promise<PoolConnection>;
+          return followPromise(tracker, lease, promise, (connection) => {
+            tracker.handover(lease, connection);
+            if (watch.active) patchConnection(tracker, lease, () => wrapConnection(watch, connection));
+          }) as Promise<PoolConnection>;
         }) as MariadbPool['getConnection'],
       ),
       ...oneShot

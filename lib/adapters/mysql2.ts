@@ -1,37 +1,27 @@
-import { AsyncResource } from 'node:async_hooks';
 import { PoolwatchTypeError, codes } from '../errors.js';
 import type { Lease } from '../lease.js';
-import { acquireWrapper, callAcquire, patchMethod } from './patch.js';
+import { acquireWrapper, callAcquire, followCallback, Handoff, patchConnection, patchMethod } from './patch.js';
+import { isLeasedBy, mysql2ConnectionShapes, mysql2Internals, mysql2PromiseInternals, queueLimitMessage, type Mysql2ConnectionInternals, type Mysql2PoolInternals } from './internals/mysql2.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
-// The parts of mysql2 3 (lib/base/pool.js, lib/pool_connection.js) that poolwatch touches.
-interface RingQueue {
-  readonly length: number;
-  get(index: number): unknown;
-}
-
-/** A mysql2 PoolConnection: `_pool` is null once the pool has discarded it; `_released` is false while leased. */
-interface Mysql2Connection {
-  _pool: Mysql2CorePool | null;
-  _released: boolean;
+/** A mysql2 PoolConnection (lib/pool_connection.js). */
+interface Mysql2Connection extends Mysql2ConnectionInternals {
   release(): void;
 }
 
-/** A mysql2 callback pool (`mysql2.createPool()`, and the `.pool` of every promise pool). */
-interface Mysql2CorePool {
+/** A mysql2 callback pool (`mysql2.createPool()`, and the `.pool` of every promise pool): its documented API and what internals/mysql2.ts declares. */
+interface Mysql2CorePool extends Mysql2PoolInternals {
   getConnection(callback: (error: unknown, connection?: Mysql2Connection) => void): void;
   releaseConnection(connection: Mysql2Connection): void;
   query(...args: unknown[]): unknown;
   execute(...args: unknown[]): unknown;
-  _removeConnection(connection: Mysql2Connection): void;
-  readonly _freeConnections: RingQueue;
-  readonly _allConnections: RingQueue;
-  readonly config: { readonly connectionConfig: object };
+  end(...args: unknown[]): unknown;
+  readonly config: { readonly connectionLimit?: number; readonly connectionConfig: object };
 }
 
 type Method = (this: Mysql2CorePool, ...args: unknown[]) => unknown;
 
-/** Whether `pool` has the shape of a mysql2 callback pool. */
+/** Whether `pool` has the shape of a mysql2 callback pool: its documented methods and the connection config every mysql2 pool carries. */
 function isMysql2CorePool(pool: unknown): pool is Mysql2CorePool {
   const p = pool as Partial<Mysql2CorePool> | null;
   return (
@@ -39,30 +29,16 @@ function isMysql2CorePool(pool: unknown): pool is Mysql2CorePool {
     p !== null &&
     typeof p.getConnection === 'function' &&
     typeof p.releaseConnection === 'function' &&
-    typeof p._removeConnection === 'function' &&
-    typeof p._freeConnections?.get === 'function' &&
-    typeof p._allConnections?.get === 'function' &&
-    typeof p.config?.connectionConfig === 'object'
+    typeof p.query === 'function' &&
+    typeof p.execute === 'function' &&
+    typeof p.end === 'function' &&
+    typeof p.config?.connectionConfig === 'object' &&
+    p.config.connectionConfig !== null
   );
 }
 
-/** Whether mysql2 itself counts `resource` as leased from `core`: ours, not marked released, not idle. */
-function isLeasedBy(core: Mysql2CorePool, resource: unknown): boolean {
-  const conn = resource as Partial<Mysql2Connection> | null;
-  if (typeof conn !== 'object' || conn === null || conn._pool !== core || conn._released !== false) return false;
-  // Only reached for a release poolwatch has no lease for: a scan is fine here.
-  const free = core._freeConnections;
-  for (let i = 0; i < free.length; i++) if (free.get(i) === conn) return false;
-  return true;
-}
-
-function limitOf(core: Mysql2CorePool): number | undefined {
-  return (core.config as { connectionLimit?: number }).connectionLimit;
-}
-
-// queueLimit reached: mysql2 has no acquire timeout, so a full queue is how it runs dry.
 function isExhaustion(error: unknown): boolean {
-  return (error as Error | null)?.message === 'Queue limit reached.';
+  return (error as Error | null)?.message === queueLimitMessage;
 }
 
 // A core pool and its .promise() wrappers share one set of methods: wrap them once.
@@ -83,7 +59,7 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
   watchedCores.add(core);
   let active = true;
   // The lease pool.query()/execute() opened, for the getConnection() it calls synchronously next.
-  let inner: Lease | null = null;
+  const inner = new Handoff<Lease>();
   // The connection whose end poolwatch already counted, while mysql2 passes it through releaseConnection().
   let releasing: Mysql2Connection | null = null;
   // Connections handed out since watch(): only their release and removal are ours to count.
@@ -98,9 +74,9 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
   const handover = (lease: Lease, conn: Mysql2Connection) => {
     tracker.handover(lease, conn);
     if (patched.has(conn)) return;
-    patched.add(conn);
+    tracker.probeConnection(mysql2ConnectionShapes as never, conn);
     // release() lives on the connection and returns early on a double release: wrap it there, not the pool.
-    patchMethod<(this: Mysql2Connection) => void>(conn, 'release', (original) =>
+    const wrapped = patchConnection(tracker, lease, () => patchMethod<(this: Mysql2Connection) => void>(conn, 'release', (original) =>
       function release(this: Mysql2Connection) {
         if (!active) return original.apply(this, arguments as unknown as []);
         if (!isDiscarded(this)) tracker.end(this, false, 'release', release);
@@ -112,7 +88,8 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
           releasing = previous;
         }
       },
-    );
+    ));
+    if (wrapped) patched.add(conn);
   };
 
   const restores = [
@@ -122,24 +99,17 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
         (self: Mysql2CorePool, args, trace, getConnection) => {
           const callback = args[0];
           if (!active || typeof callback !== 'function' || callbacks.has(callback)) return original.apply(self, args as unknown as unknown[]);
-          const fromQuery = inner !== null;
-          const lease = inner ?? tracker.begin(getConnection, undefined, trace);
-          inner = null;
-          const track = function (this: unknown, error: unknown, conn: unknown) {
-            if (error == null && conn != null) handover(lease, conn as Mysql2Connection);
-            else tracker.fail(lease, error);
-            return (callback as Function).apply(this, arguments);
-          };
-          // The app's callback is bound to its async context: a queued callback would otherwise
-          // run in the releaser's. pool.query()/execute()'s own callback is mysql2's, which
-          // answers the app from the connection's events whatever context it runs in; binding
-          // it would cost an AsyncResource per query for nothing.
-          const bound = fromQuery ? track : AsyncResource.bind(track);
+          const fromQuery = inner.take();
+          const lease = fromQuery ?? tracker.begin(getConnection, undefined, trace);
+          // The app's callback is bound to its async context. pool.query()/execute()'s own
+          // callback is mysql2's, which answers the app from the connection's events whatever
+          // context it runs in: binding it would cost an AsyncResource per query for nothing.
+          const bound = followCallback(tracker, lease, callback, fromQuery === undefined, (conn) => handover(lease, conn as Mysql2Connection));
           callbacks.add(bound);
           return callAcquire(tracker, lease, original, self, [bound]);
         },
         // pool.query()/execute() took the call site already.
-        () => inner !== null,
+        () => inner.waiting,
       ),
     ),
     ...(['query', 'execute'] as const).map((via) =>
@@ -148,15 +118,11 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
         return acquireWrapper(tracker, (self: Mysql2CorePool, args, trace, wrapper) => {
           if (!active) return original.apply(self, args as unknown as unknown[]);
           const lease = tracker.begin(wrapper, via, trace);
-          inner = lease;
           try {
-            return original.apply(self, args as unknown as unknown[]);
+            return inner.run(lease, original, self, args);
           } finally {
-            // It threw before asking for a connection.
-            if (inner === lease) {
-              inner = null;
-              tracker.fail(lease);
-            }
+            // It threw or returned before asking for a connection.
+            if (inner.untaken) tracker.fail(lease);
           }
         }) as Method;
       }),
@@ -166,30 +132,35 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
         const c = conn as Mysql2Connection | null | undefined;
         // mysql2 calls it itself from release() (which first sets _released, also on connections
         // leased before watch()) and when it discards a connection: only the app's own call counts.
-        if (active && c !== releasing && c?._released === false && !isDiscarded(c)) tracker.end(conn, false, 'releaseConnection', releaseConnection);
+        if (active && c !== releasing && c?._released !== true && !isDiscarded(c)) tracker.end(conn, false, 'releaseConnection', releaseConnection);
         return original.apply(this, arguments as unknown as unknown[]);
       },
     ),
-    // Every way mysql2 discards a connection meets here: destroy(), a server that closed or
-    // killed it ('end'/'error' → _removeFromPool), a failed reset. One wrapper on the pool
-    // instead of three per connection; it runs once per connection (_removeFromPool guards it).
-    patchMethod<Method>(core, '_removeConnection', (original) =>
-      function _removeConnection(this: Mysql2CorePool, conn: unknown) {
-        const c = conn as Mysql2Connection;
-        if (active && c._released === false && patched.has(c)) {
-          tracker.end(c, true, 'destroy', _removeConnection);
-          discarded.add(c);
-        }
-        const previous = releasing;
-        releasing = c;
-        try {
-          return original.apply(this, arguments as unknown as unknown[]);
-        } finally {
-          releasing = previous;
-        }
-      },
-    ),
   ];
+  // Without it (the probe says so), a discarded connection's lease stays open until its threshold.
+  if (typeof core._removeConnection === 'function') {
+    restores.push(
+      // Every way mysql2 discards a connection meets here: destroy(), a server that closed or
+      // killed it ('end'/'error' → _removeFromPool), a failed reset. One wrapper on the pool
+      // instead of three per connection; it runs once per connection (_removeFromPool guards it).
+      patchMethod<Method>(core, '_removeConnection', (original) =>
+        function _removeConnection(this: Mysql2CorePool, conn: unknown) {
+          const c = conn as Mysql2Connection;
+          if (active && c._released !== true && patched.has(c)) {
+            tracker.end(c, true, 'destroy', _removeConnection);
+            discarded.add(c);
+          }
+          const previous = releasing;
+          releasing = c;
+          try {
+            return original.apply(this, arguments as unknown as unknown[]);
+          } finally {
+            releasing = previous;
+          }
+        },
+      ),
+    );
+  }
   return () => {
     active = false;
     watchedCores.delete(core);
@@ -203,11 +174,12 @@ export const mysql2: BuiltinAdapter = {
   defaultName: 'mysql2',
   acquireMethod: 'getConnection',
   libraries: ['mysql2'],
+  internals: mysql2Internals,
   matches: isMysql2CorePool,
   install: (pool, tracker) => installMysql2(pool as Mysql2CorePool, tracker),
   isLeased: (pool, resource) => isLeasedBy(pool as Mysql2CorePool, resource),
-  capacity: (pool) => limitOf(pool as Mysql2CorePool),
-  idle: (pool) => (pool as Mysql2CorePool)._freeConnections.length,
+  capacity: (pool) => (pool as Mysql2CorePool).config.connectionLimit,
+  idle: (pool) => (pool as Mysql2CorePool)._freeConnections?.length,
   isExhaustion,
 };
 
@@ -232,6 +204,7 @@ export const mysql2Promise: BuiltinAdapter = {
   defaultName: 'mysql2',
   acquireMethod: 'getConnection',
   libraries: ['mysql2'],
+  internals: mysql2PromiseInternals,
 
   matches(pool) {
     const p = pool as Partial<Mysql2PromisePool>;
@@ -240,7 +213,7 @@ export const mysql2Promise: BuiltinAdapter = {
 
   install: (pool, tracker) => installMysql2((pool as Mysql2PromisePool).pool, tracker),
   isLeased: (pool, resource) => isLeasedBy((pool as Mysql2PromisePool).pool, resource),
-  capacity: (pool) => limitOf((pool as Mysql2PromisePool).pool),
-  idle: (pool) => (pool as Mysql2PromisePool).pool._freeConnections.length,
+  capacity: (pool) => (pool as Mysql2PromisePool).pool.config.connectionLimit,
+  idle: (pool) => (pool as Mysql2PromisePool).pool._freeConnections?.length,
   isExhaustion,
 };

@@ -1,4 +1,5 @@
 import type { Lease } from '../lease.js';
+import { AsyncResource } from 'node:async_hooks';
 import { Trace } from '../stack.js';
 import type { Tracker } from './types.js';
 import { PoolwatchTypeError, WatchError } from '../errors.js';
@@ -109,4 +110,102 @@ export function trackPromise<T>(promise: PromiseLike<T>, onValue: (value: T) => 
       throw error;
     },
   );
+}
+
+/** Follows a promise acquire: the connection goes to `onConnection` (by default the tracker's handover), a rejection fails the lease. */
+export function followPromise<T>(tracker: Tracker, lease: Lease, promise: PromiseLike<T>, onConnection?: (connection: T) => void): PromiseLike<T> {
+  return trackPromise(promise, onConnection ?? ((connection) => tracker.handover(lease, connection)), (error) => tracker.fail(lease, error));
+}
+
+/**
+ * The callback to give a callback acquire in place of the app's `(error, connection)`
+ * one: it records the handover or the failure, then calls the app's with the same
+ * arguments. `bind`: run it in the caller's async context, which a callback queued for a
+ * connection would otherwise lose (it runs in the releaser's); the driver's own callbacks
+ * need no binding, and it costs an AsyncResource per call.
+ */
+export function followCallback(tracker: Tracker, lease: Lease, callback: Function, bind: boolean, onConnection?: (connection: unknown) => void): (...args: unknown[]) => unknown {
+  const follow = function (this: unknown, error: unknown, connection: unknown) {
+    if (error == null && connection != null) (onConnection ?? ((c: unknown) => tracker.handover(lease, c)))(connection);
+    else tracker.fail(lease, error);
+    return callback.apply(this, arguments);
+  };
+  return bind ? AsyncResource.bind(follow) : follow;
+}
+
+/**
+ * Wraps a pool method that takes a connection back (`release`, `destroy`): the lease
+ * ends, then the pool's own method runs with the same arguments and its result is the app's.
+ */
+export function patchEnd(tracker: Tracker, target: object, key: string, destroyed: boolean): () => void {
+  return patchMethod<(...args: unknown[]) => unknown>(target, key, (original) =>
+    function end(this: unknown, connection: unknown) {
+      tracker.end(connection, destroyed, key, end);
+      return original.apply(this, arguments as unknown as unknown[]);
+    },
+  );
+}
+
+/**
+ * Runs `patch`, which wraps methods of a connection just handed over (its `release`). If
+ * one cannot be wrapped (a frozen connection), the others are undone and the lease is
+ * dropped as lost: the app gets the connection exactly as the pool gave it, never a
+ * TypeError from poolwatch, and poolwatch says once that it cannot follow this pool.
+ * Returns whether the connection is wrapped.
+ */
+export function patchConnection(tracker: Tracker, lease: Lease, patch: () => void): boolean {
+  const outer = journal;
+  const made: Array<() => void> = [];
+  journal = made;
+  try {
+    patch();
+    return true;
+  } catch (error) {
+    for (let i = made.length - 1; i >= 0; i--) {
+      try {
+        made[i]!();
+      } catch {
+        // Nothing more can be undone on an object that refuses changes.
+      }
+    }
+    tracker.lost(lease, error);
+    return false;
+  } finally {
+    journal = outer;
+  }
+}
+
+/**
+ * A value handed from a wrapper to the wrapped call it makes synchronously: the pool's
+ * own `query()` calling its `connect()`, knex's runner calling `acquireConnection()`. Set
+ * for the call only, so a later, unrelated call never sees it.
+ */
+export class Handoff<T> {
+  #value: T | undefined = undefined;
+  /** After `run`: whether its value was left untaken (the inner call never came). */
+  untaken = false;
+
+  /** Calls `fn` on `self` with `args`, with `value` waiting to be taken (no closure per call: this is the query path). */
+  run<R>(value: T | undefined, fn: Function, self: unknown, args: ArrayLike<unknown>): R {
+    const outer = this.#value;
+    this.#value = value;
+    try {
+      return fn.apply(self, args) as R;
+    } finally {
+      this.untaken = this.#value !== undefined;
+      this.#value = outer;
+    }
+  }
+
+  /** Whether a value is waiting. */
+  get waiting(): boolean {
+    return this.#value !== undefined;
+  }
+
+  /** The waiting value, once: a second take in the same call gets undefined. */
+  take(): T | undefined {
+    const value = this.#value;
+    this.#value = undefined;
+    return value;
+  }
 }

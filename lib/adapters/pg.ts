@@ -1,7 +1,8 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Lease } from '../lease.js';
 import type { Trace } from '../stack.js';
-import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, followPromise, Handoff, patchConnection, patchMethod } from './patch.js';
+import { pgInternals, timeoutMessage, type PgPoolInternals } from './internals/pg.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** A checked-out client as pg-pool hands it over: `release` is assigned afresh at each checkout. */
@@ -11,13 +12,14 @@ interface PgClient {
 
 type ConnectCallback = (error: unknown, client?: PgClient, done?: PgClient['release']) => void;
 
-/** The part of pg-pool 3 (and pg 8's `pg.Pool`, a subclass) that poolwatch touches. */
+/** The part of pg-pool 3 (and pg 8's `pg.Pool`, a subclass) that poolwatch touches: its documented API. */
 interface PgPool {
   connect(callback?: ConnectCallback): PromiseLike<PgClient> | undefined;
   query(text: unknown, ...rest: unknown[]): unknown;
   end(callback?: Function): unknown;
-  _releaseOnce: Function;
-  _pendingQueue: unknown[];
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
 }
 
 /**
@@ -31,34 +33,37 @@ export const pg: BuiltinAdapter = {
   defaultName: 'pg',
   acquireMethod: 'connect',
   libraries: ['pg', 'pg-pool', 'pg-protocol'],
+  internals: pgInternals,
 
+  // By its documented counters, which no other pool has all of.
   matches(pool) {
     const p = pool as Partial<PgPool>;
     return (
       typeof p.connect === 'function' &&
       typeof p.query === 'function' &&
       typeof p.end === 'function' &&
-      typeof p._releaseOnce === 'function' &&
-      Array.isArray(p._pendingQueue)
+      typeof p.totalCount === 'number' &&
+      typeof p.idleCount === 'number' &&
+      typeof p.waitingCount === 'number'
     );
   },
 
-  capacity: (pool) => (pool as { options?: { max?: number } }).options?.max,
-  acquireTimeoutMs: (pool) => (pool as { options?: { connectionTimeoutMillis?: number } }).options?.connectionTimeoutMillis,
-  idle: (pool) => (pool as { idleCount?: number }).idleCount,
+  capacity: (pool) => (pool as PgPoolInternals).options?.max,
+  acquireTimeoutMs: (pool) => (pool as PgPoolInternals).options?.connectionTimeoutMillis,
+  idle: (pool) => (pool as PgPoolInternals).idleCount,
   // connectionTimeoutMillis ran out while every client was checked out.
-  isExhaustion: (error) => (error as Error | null)?.message === 'timeout exceeded when trying to connect',
+  isExhaustion: (error) => (error as Error | null)?.message === timeoutMessage,
 
   install(target, tracker: Tracker) {
     // Checked-out clients keep their wrapped release after an unwatch; it then just calls through.
     let active = true;
-    // Set by the query wrapper for the connect it makes at once: that lease is the query's,
-    // and its call site was taken in the query wrapper.
-    let queryCaller: Function | null = null;
-    let queryTrace: Trace | undefined;
-    const fromQuery = () => queryCaller !== null;
+    // The query wrapper's own frame and call site, for the connect it makes at once: that
+    // lease is the query's, blamed on the line that called pool.query().
+    const fromQuery = new Handoff<{ caller: Function; trace: Trace | undefined }>();
 
     // Wraps the release pg-pool just assigned for this checkout; returns it as `done` too.
+    // pg-pool assigns `release` afresh at each checkout, so it is replaced the way pg-pool
+    // sets it (an assignment: cheaper than defining a property on every checkout).
     const handover = (lease: Lease, client: PgClient): PgClient['release'] => {
       tracker.handover(lease, client);
       const original = client.release;
@@ -69,8 +74,7 @@ export const pg: BuiltinAdapter = {
         released = true;
         return original.apply(this, arguments as unknown as [unknown]);
       };
-      client.release = release;
-      return release;
+      return patchConnection(tracker, lease, () => void (client.release = release)) ? release : original;
     };
 
     const restores = [
@@ -78,10 +82,9 @@ export const pg: BuiltinAdapter = {
         acquireWrapper(
           tracker,
           (self: PgPool, args, trace, connect) => {
-            const forQuery = queryCaller !== null;
-            const lease = forQuery ? tracker.begin(queryCaller!, 'query', queryTrace) : tracker.begin(connect, undefined, trace);
-            queryCaller = null;
-            queryTrace = undefined;
+            const query = fromQuery.take();
+            const forQuery = query !== undefined;
+            const lease = forQuery ? tracker.begin(query.caller, 'query', query.trace) : tracker.begin(connect, undefined, trace);
             const callback = args[0] as ConnectCallback | undefined;
             if (typeof callback === 'function') {
               const track = function (this: unknown, error: unknown, client?: PgClient) {
@@ -102,9 +105,9 @@ export const pg: BuiltinAdapter = {
               tracker.fail(lease);
               return result;
             }
-            return trackPromise(result, (client) => handover(lease, client), (error) => tracker.fail(lease, error));
+            return followPromise(tracker, lease, result, (client) => void handover(lease, client));
           },
-          fromQuery,
+          () => fromQuery.waiting,
         ) as PgPool['connect'],
       ),
       patchMethod<PgPool['query']>(target, 'query', (original) =>
@@ -119,14 +122,7 @@ export const pg: BuiltinAdapter = {
             copy[last] = AsyncResource.bind(copy[last] as (...args: unknown[]) => unknown);
             args = copy;
           }
-          queryCaller = query;
-          queryTrace = trace;
-          try {
-            return original.apply(self, args as unknown as [unknown]);
-          } finally {
-            queryCaller = null;
-            queryTrace = undefined;
-          }
+          return fromQuery.run({ caller: query, trace }, original, self, args);
         }) as PgPool['query'],
       ),
     ];

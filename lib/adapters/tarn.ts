@@ -1,4 +1,5 @@
-import { acquireWrapper, callAcquire, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, followPromise, patchEnd, patchMethod } from './patch.js';
+import { tarnHolds, tarnInternals, type TarnInternals } from './internals/tarn.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** What a tarn acquire returns: the pending operation, whose `promise` settles with the resource. */
@@ -13,20 +14,6 @@ interface TarnPool {
   destroy(): Promise<unknown>;
   numPendingCreates(): number;
   numPendingValidations(): number;
-  /** The pool's leased resources, each holding its `resource`. */
-  used?: ReadonlyArray<{ resource: unknown }>;
-}
-
-/**
- * Whether tarn's own bookkeeping counts `resource` as leased. A pool that does not show
- * its leased list (a knex `connectionPool` of another kind) counts as leased: poolwatch
- * then has no grounds to call the release misuse.
- */
-export function tarnHolds(pool: Partial<TarnPool> | undefined, resource: unknown): boolean {
-  const used = pool?.used;
-  if (!Array.isArray(used)) return true;
-  // Only on a release poolwatch has no record of: never on the hot path.
-  return used.some((entry: { resource: unknown }) => entry.resource === resource);
 }
 
 /**
@@ -39,6 +26,7 @@ export const tarn: BuiltinAdapter = {
   defaultName: 'tarn',
   acquireMethod: 'acquire',
   libraries: ['tarn'],
+  internals: tarnInternals,
 
   matches(pool) {
     const p = pool as Partial<TarnPool>;
@@ -59,34 +47,25 @@ export const tarn: BuiltinAdapter = {
           const lease = tracker.begin(acquire, undefined, trace);
           const pending = callAcquire<PendingAcquire>(tracker, lease, original, self, args);
           // tarn chains on `promise` the same way; its destroy() and validation read it back from the object.
-          pending.promise = trackPromise(
-            pending.promise,
-            (resource) => tracker.handover(lease, resource),
-            (error) => tracker.fail(lease, error),
-          );
+          pending.promise = followPromise(tracker, lease, pending.promise);
           return pending;
         }) as TarnPool['acquire'],
       ),
-      patchMethod<TarnPool['release']>(pool, 'release', (original) =>
-        function release(this: TarnPool, resource: unknown) {
-          // A refused release (tarn returns false) is a double or foreign release: the tracker names it.
-          tracker.end(resource, false, 'release', release);
-          return original.apply(this, arguments as unknown as [unknown]);
-        },
-      ),
+      // A refused release (tarn returns false) is a double or foreign release: the tracker names it.
+      patchEnd(tracker, pool, 'release', false),
     ];
     return () => {
       for (const restore of restores) restore();
     };
   },
 
-  capacity: (pool) => (pool as { max?: number }).max,
-  acquireTimeoutMs: (pool) => (pool as { acquireTimeoutMillis?: number }).acquireTimeoutMillis,
-  idle: (pool) => (pool as { numFree?(): number }).numFree?.(),
+  capacity: (pool) => (pool as TarnInternals).max,
+  acquireTimeoutMs: (pool) => (pool as TarnInternals).acquireTimeoutMillis,
+  idle: (pool) => (pool as TarnInternals).numFree?.(),
   // acquireTimeoutMillis ran out.
   isExhaustion: (error) => (error as Error | null)?.constructor?.name === 'TimeoutError',
 
   isLeased(pool, resource) {
-    return tarnHolds(pool as Partial<TarnPool>, resource);
+    return tarnHolds(pool as TarnInternals, resource);
   },
 };

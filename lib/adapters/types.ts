@@ -1,5 +1,6 @@
 import type { Lease } from '../lease.js';
 import type { Trace } from '../stack.js';
+import type { Internals, Shape } from './internals/probe.js';
 
 /**
  * What a watched pool's wrappers tell the detector. Every method is safe to call from
@@ -32,6 +33,14 @@ export interface Tracker {
   fail(lease: Lease, error?: unknown): void;
   /** The app gave `resource` back (`destroyed`: the pool will discard it); `caller` as for begin. */
   end(resource: unknown, destroyed: boolean, method: string, caller: Function): void;
+  /**
+   * poolwatch cannot see when `lease`'s connection comes back (e.g. it is frozen, so its
+   * release cannot be wrapped): the lease is dropped rather than reported as a leak, and
+   * the pool's trouble is said once.
+   */
+  lost(lease: Lease, error: unknown): void;
+  /** Checks the shapes a library's connections must have, on the first one handed over; a missing one degrades the pool. */
+  probeConnection(shapes: readonly Shape<never>[], connection: unknown): void;
 }
 
 /** Knows one kind of pool: how to recognise it and where to wrap it. */
@@ -44,6 +53,8 @@ export interface Adapter {
   readonly acquireMethod: string;
   /** npm packages whose frames are not the app's (the pool library, its driver). */
   readonly libraries: readonly string[];
+  /** The library's private fields and undocumented behaviour this adapter relies on, probed at `watch()`. */
+  readonly internals?: Internals<never>;
   /** Wraps the pool's methods in place; returns what undoes it. */
   install(pool: object, tracker: Tracker): () => void;
   /** How many connections the pool may open at most, when it says. */

@@ -4,6 +4,7 @@ import { watch, unwatch, detectorOf, createDetector, type LeakReport } from '../
 import { compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { siteOf } from '../helpers/site.js';
+import { captureWarnings } from '../helpers/warnings.js';
 
 interface Conn {
   id: number;
@@ -134,6 +135,7 @@ class LookAlikePool {
 }
 
 t.test('a generic-pool look-alike without its internals passes the compliance suite', async (t) => {
+  const warned = captureWarnings(t);
   compliance<LookAlikePool, Conn>(t, {
     defaultName: 'generic-pool',
     acquireSite: siteOf(__filename, '// LOOK-ALIKE ACQUIRE'),
@@ -149,6 +151,11 @@ t.test('a generic-pool look-alike without its internals passes the compliance su
     createFailing: async () =>
       new LookAlikePool(createPool({ create: () => new Promise<Conn>(() => {}), destroy: async () => {} }, { max: 1, acquireTimeoutMillis: 5000 })),
     closeFailing: async () => {},
+  });
+  t.test('says once what the look-alike lacks, and what that costs', async (t) => {
+    const degraded = warned.filter((w) => (w as Error & { code?: string }).code === 'POOLWATCH_DEGRADED');
+    t.equal(degraded.length, 1, 'one POOLWATCH_DEGRADED warning for the whole suite, not one per pool');
+    t.match(degraded[0]?.message, /which lacks what poolwatch reads for: handover \(no pool\._waitingClientsQueue\.enqueue\(\).*acquireTimeout \(no pool\._config/);
   });
 });
 

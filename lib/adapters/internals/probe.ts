@@ -1,0 +1,167 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, sep } from 'node:path';
+
+/**
+ * What poolwatch can see of a pool beyond its leases (which it always tracks):
+ * - `misuse`: double releases and releases of connections the pool never leased;
+ * - `capacity`, `idle`, `acquireTimeout`: the pool's size, its idle count, how long it lets an acquire wait;
+ * - `exhaustion`: its own "no connection in time" error is recognised and names the holders;
+ * - `destroys`: connections it discards (destroyed, or killed by the server) end their leases;
+ * - `handover`: the handover is seen inside the pool, not at the app's promise (exact wait, no extra promise);
+ * - `activity`: what a held connection is doing (not read yet by any adapter).
+ */
+export type Capability = 'misuse' | 'capacity' | 'idle' | 'acquireTimeout' | 'exhaustion' | 'destroys' | 'handover' | 'activity';
+
+export const capabilityNames: readonly Capability[] = ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys', 'handover', 'activity'];
+
+/** One private field or undocumented behaviour an adapter relies on, and how to check it is there. */
+export interface Shape<P = never> {
+  /** As a developer would look for it in the library's source, e.g. `pool._freeConnections`. */
+  readonly name: string;
+  /** What is lost without it. */
+  readonly serves: readonly Capability[];
+  /** Whether `pool` has it now. Checked once, at `watch()` (or at the first connection, for a connection's shape). */
+  readonly present: (pool: P) => boolean;
+}
+
+/**
+ * Everything an adapter knows of its library beyond its documented API: one declaration
+ * per library, with the versions it was checked against, so an upstream release that
+ * renames a field is found by the probe and the version matrix, not by a silent miscount.
+ */
+export interface Internals<P = never> {
+  /** npm package whose version is reported, e.g. `pg-pool`. */
+  readonly library: string;
+  /** The version range these shapes were checked against, e.g. `>=3.1.0 <4`. */
+  readonly checked: string;
+  /** What the adapter offers when every shape is present. */
+  readonly offers: readonly Capability[];
+  readonly shapes: readonly Shape<P>[];
+}
+
+/** One capability lost to a missing shape. */
+export interface Lost {
+  readonly capability: Capability;
+  readonly shape: string;
+}
+
+/** What poolwatch can see of one watched pool: in `stats()` as `capabilities`. */
+export interface CapabilityManifest {
+  /** The library recognised, e.g. `pg-pool`; `custom` for the `adapter` option. */
+  readonly library: string;
+  /** Its version as installed, when it can be found. */
+  readonly version: string | undefined;
+  /** The versions its internals were checked against. */
+  readonly checked: string | undefined;
+  /** Each capability: whether poolwatch has it for this pool. */
+  readonly can: { readonly [C in Capability]: boolean };
+  /** Capabilities the adapter offers but lost to a missing shape. Empty when none. */
+  readonly degraded: readonly Lost[];
+}
+
+const versions = new Map<string, string | undefined>();
+
+/**
+ * The installed version of `library`: the copy loaded in this process (CommonJS's module
+ * cache, which ES imports of these CommonJS libraries fill too), else the one resolved from
+ * the current directory. Read once per package folder.
+ */
+export function installedVersion(library: string): string | undefined {
+  const marker = `${sep}node_modules${sep}${library.split('/').join(sep)}${sep}`;
+  const require = createRequire(join(process.cwd(), 'noop.js'));
+  let root: string | undefined;
+  for (const file of Object.keys(require.cache)) {
+    const at = file.lastIndexOf(marker);
+    if (at !== -1) {
+      root = file.slice(0, at + marker.length - 1);
+      break;
+    }
+  }
+  if (root === undefined) {
+    try {
+      // Not `${library}/package.json`: a package's exports may not list it (mariadb's do not).
+      const main = require.resolve(library);
+      const at = main.lastIndexOf(marker);
+      if (at === -1) return undefined;
+      root = main.slice(0, at + marker.length - 1);
+    } catch {
+      return undefined;
+    }
+  }
+  if (versions.has(root)) return versions.get(root);
+  let version: string | undefined;
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const v = (parsed as { version?: unknown } | null)?.version;
+    version = typeof v === 'string' ? v : undefined;
+  } catch {
+    version = undefined;
+  }
+  versions.set(root, version);
+  return version;
+}
+
+function check<P>(shape: Shape<P>, pool: P): boolean {
+  try {
+    return shape.present(pool) === true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks `shapes` on `target`; what is missing takes its capabilities away from `can`. */
+export function probeShapes<P>(shapes: readonly Shape<P>[], target: P, can: Record<Capability, boolean>): Lost[] {
+  const lost: Lost[] = [];
+  for (const shape of shapes) {
+    if (check(shape, target)) continue;
+    for (const capability of shape.serves) {
+      if (!can[capability]) continue;
+      can[capability] = false;
+      lost.push({ capability, shape: shape.name });
+    }
+  }
+  return lost;
+}
+
+/** The manifest of a pool watched through `internals`. */
+export function probe<P>(internals: Internals<P>, pool: P): CapabilityManifest {
+  const can = Object.fromEntries(capabilityNames.map((name) => [name, internals.offers.includes(name)])) as Record<Capability, boolean>;
+  const degraded = probeShapes(internals.shapes, pool, can);
+  return manifest(internals.library, installedVersion(internals.library), internals.checked, can, degraded);
+}
+
+export function manifest(library: string, version: string | undefined, checked: string | undefined, can: Record<Capability, boolean>, degraded: readonly Lost[]): CapabilityManifest {
+  return Object.freeze({ library, version, checked, can: Object.freeze({ ...can }), degraded: Object.freeze(degraded.map((lost) => Object.freeze({ ...lost }))) });
+}
+
+/** What each capability's loss means for the user, for the warning. */
+const consequences: Record<Capability, string> = {
+  misuse: 'double and foreign releases are not reported',
+  capacity: "the pool's size is unknown (exhaustion reports give no 'of N')",
+  idle: "stats() cannot say how many connections are idle",
+  acquireTimeout: "waits are judged against 5 s instead of the pool's own timeout",
+  exhaustion: "the pool's timeout errors do not name the holders",
+  destroys: 'a connection the pool discards (destroyed, or killed by the server) keeps its lease open until the threshold reports it',
+  handover: "the handover is seen at the app's promise (one more promise per acquire; waits include a microtask)",
+  activity: 'what a held connection is doing is not shown',
+};
+
+const warned = new Set<string>();
+
+/**
+ * Warns once per library, version and lost capability (code `POOLWATCH_DEGRADED`): the
+ * library is not the shape this adapter was checked against, and poolwatch tracks what it
+ * still can rather than miscount.
+ */
+export function warnDegraded(pool: string, m: CapabilityManifest, lost: readonly Lost[] = m.degraded): void {
+  const fresh = lost.filter((l) => !warned.has(`${m.library}@${m.version}:${l.capability}`));
+  if (fresh.length === 0) return;
+  for (const l of fresh) warned.add(`${m.library}@${m.version}:${l.capability}`);
+  const what = fresh.map((l) => `${l.capability} (no ${l.shape}: ${consequences[l.capability]})`).join('; ');
+  const version = m.version === undefined ? 'an unknown version' : m.version;
+  const checked = m.checked === undefined ? '' : `, checked against ${m.checked}`;
+  process.emitWarning(`poolwatch: pool "${pool}" is ${m.library} ${version}${checked}, which lacks what poolwatch reads for: ${what}. Leases are still tracked.`, {
+    code: 'POOLWATCH_DEGRADED',
+  });
+}
