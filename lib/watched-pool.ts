@@ -436,9 +436,8 @@ export class WatchedPool implements Tracker {
   }
 
   #misuse(resource: unknown, method: string, caller: Function): void {
-    // The pool does not show what poolwatch needs to judge it.
-    if (!this.capabilities.can.misuse) return;
-    const leasedByPool = this.adapter.isLeased?.(this.target, resource);
+    // Without what the pool shows of its leases, only a connection poolwatch saw given back can be judged (a double release).
+    const leasedByPool = this.capabilities.can.misuse ? this.adapter.isLeased?.(this.target, resource) : undefined;
     // Leased before watch() began, or the pool cannot say: not ours to judge.
     if (leasedByPool === true) return;
     const last = this.ledger.last(resource);

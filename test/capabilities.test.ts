@@ -71,11 +71,12 @@ t.test('a mariadb pool without a shape poolwatch reads degrades loudly, once, an
   const leaks: LeakReport[] = [];
   detector.on('leak', (report) => leaks.push(report));
   // As a mariadb release that renamed idleConnections() would look.
-  const pool = createMariadbPool({ ...db, connectionLimit: 2 });
+  // A connect timeout the fake clock cannot run out while the pool opens its first connection.
+  const pool = createMariadbPool({ ...db, connectionLimit: 2, connectTimeout: 60_000 });
   t.teardown(() => pool.end());
   Object.defineProperty(pool, 'idleConnections', { value: undefined });
   detector.watch(pool, { name: 'db' });
-  const second = createMariadbPool({ ...db, connectionLimit: 1 });
+  const second = createMariadbPool({ ...db, connectionLimit: 1, connectTimeout: 60_000 });
   t.teardown(() => second.end());
   Object.defineProperty(second, 'idleConnections', { value: undefined });
   detector.watch(second, { name: 'db2' });

@@ -72,7 +72,7 @@ export interface Adapter {
    * Whether the pool itself counts `resource` as leased, for a release poolwatch has no
    * record of (it may predate `watch()`). Undefined when the pool cannot tell.
    */
-  isLeased?(pool: object, resource: unknown): boolean;
+  isLeased?(pool: object, resource: unknown): boolean | undefined;
 }
 
 /** A built-in adapter, with how to recognise its pools. */

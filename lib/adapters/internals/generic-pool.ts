@@ -16,7 +16,7 @@ export interface GenericPoolInternals {
 
 export const genericPoolInternals: Internals<GenericPoolInternals> = {
   library: 'generic-pool',
-  checked: '>=3.1.0 <4',
+  checked: '>=3.5.0 <4',
   offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'handover'],
   shapes: [
     { name: 'pool._waitingClientsQueue.enqueue()', serves: ['handover'], present: (p) => typeof p._waitingClientsQueue?.enqueue === 'function' },

@@ -21,7 +21,7 @@ export function isPromisePool(pool: object): boolean {
 
 export const mariadbInternals: Internals<MariadbPoolInternals> = {
   library: 'mariadb',
-  checked: '>=3.0.1 <4',
+  checked: '>=3.3.1 <4',
   // mariadb shows no maximum or acquire timeout on the pool.
   offers: ['misuse', 'idle', 'exhaustion', 'destroys', 'handover'],
   shapes: [{ name: 'pool.idleConnections()', serves: ['idle'], present: (p) => typeof p.idleConnections === 'function' }],

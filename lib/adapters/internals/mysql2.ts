@@ -23,7 +23,7 @@ export interface Mysql2PoolInternals {
 
 export const mysql2Internals: Internals<Mysql2PoolInternals> = {
   library: 'mysql2',
-  checked: '>=3.0.0 <4',
+  checked: '>=3.20.0 <4',
   offers: ['misuse', 'capacity', 'idle', 'exhaustion', 'destroys'],
   shapes: [
     { name: 'pool._freeConnections', serves: ['idle', 'misuse'], present: (p) => typeof p._freeConnections?.get === 'function' && typeof p._freeConnections.length === 'number' },
@@ -35,6 +35,7 @@ export const mysql2Internals: Internals<Mysql2PoolInternals> = {
 /** The same shapes, read through a promise pool's core pool (`.pool`). */
 export const mysql2PromiseInternals: Internals<{ readonly pool: Mysql2PoolInternals }> = {
   ...mysql2Internals,
+  related: (p) => [p.pool],
   shapes: mysql2Internals.shapes.map((shape) => ({ ...shape, present: (p: { readonly pool: Mysql2PoolInternals }) => shape.present(p.pool) })),
 };
 
@@ -44,9 +45,13 @@ export const mysql2ConnectionShapes: readonly Shape<Mysql2ConnectionInternals>[]
   { name: 'connection._pool', serves: ['misuse'], present: (c) => typeof c._pool === 'object' },
 ];
 
-/** Whether mysql2 itself counts `resource` as leased from `pool`: ours, not marked released, not idle. */
-export function isLeasedBy(pool: Mysql2PoolInternals, resource: unknown): boolean {
+/**
+ * Whether mysql2 itself counts `resource` as leased from `pool`: ours, not marked released,
+ * not idle. Undefined when the connection does not show it (mysql2 before 3.20 has no `_released`).
+ */
+export function isLeasedBy(pool: Mysql2PoolInternals, resource: unknown): boolean | undefined {
   const conn = resource as Partial<Mysql2ConnectionInternals> | null;
+  if (typeof conn === 'object' && conn !== null && typeof conn._released !== 'boolean') return undefined;
   if (typeof conn !== 'object' || conn === null || conn._pool !== pool || conn._released !== false) return false;
   // Only reached for a release poolwatch has no lease for: a scan is fine here.
   const free = pool._freeConnections!;

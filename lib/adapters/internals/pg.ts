@@ -12,7 +12,7 @@ export interface PgPoolInternals {
 
 export const pgInternals: Internals<PgPoolInternals> = {
   library: 'pg-pool',
-  checked: '>=3.1.0 <4',
+  checked: '>=3.1.1 <4',
   offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys', 'handover'],
   shapes: [
     { name: 'pool.options.max', serves: ['capacity'], present: (p) => typeof p.options?.max === 'number' },

@@ -38,6 +38,8 @@ export interface Internals<P = never> {
   /** What the adapter offers when every shape is present. */
   readonly offers: readonly Capability[];
   readonly shapes: readonly Shape<P>[];
+  /** Objects the library made, beside the pool, that tell which copy of it made the pool (knex's client, mysql2's core pool). */
+  readonly related?: (pool: P) => readonly unknown[];
 }
 
 /** One capability lost to a missing shape. */
@@ -62,23 +64,61 @@ export interface CapabilityManifest {
 
 const versions = new Map<string, string | undefined>();
 
-/**
- * The installed version of `library`: the copy loaded in this process (CommonJS's module
- * cache, which ES imports of these CommonJS libraries fill too), else the one resolved from
- * the current directory. Read once per package folder.
- */
-export function installedVersion(library: string): string | undefined {
-  const marker = `${sep}node_modules${sep}${library.split('/').join(sep)}${sep}`;
-  const require = createRequire(join(process.cwd(), 'noop.js'));
-  let root: string | undefined;
-  for (const file of Object.keys(require.cache)) {
-    const at = file.lastIndexOf(marker);
-    if (at !== -1) {
-      root = file.slice(0, at + marker.length - 1);
-      break;
+// The constructors along `value`'s prototype chain, and its own constructor when it is one.
+function constructorsOf(value: unknown, into: Set<unknown>): void {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return;
+  for (let o: object | null = value; o !== null && o !== Object.prototype && o !== Function.prototype; o = Object.getPrototypeOf(o)) {
+    const ctor = Object.getOwnPropertyDescriptor(o, 'constructor')?.value as unknown;
+    if (typeof ctor === 'function') into.add(ctor);
+  }
+}
+
+// Whether a loaded module of the package exports one of `classes`, itself or as a property.
+function exportsOneOf(exported: unknown, classes: Set<unknown>): boolean {
+  if (classes.has(exported)) return true;
+  if ((typeof exported !== 'object' && typeof exported !== 'function') || exported === null) return false;
+  for (const key of Object.keys(exported)) {
+    try {
+      if (classes.has((exported as Record<string, unknown>)[key])) return true;
+    } catch {
+      // A getter that throws exports nothing we look for.
     }
   }
-  if (root === undefined) {
+  return false;
+}
+
+/**
+ * The installed version of `library`, as the copy `pool` (or `related` objects, such as
+ * knex's client) was made by: an app may load two copies (its own and an ORM's). Read from
+ * CommonJS's module cache, which ES imports of these CommonJS libraries fill too; failing
+ * that, the copy resolved from the current directory. Each package.json is read once.
+ */
+export function installedVersion(library: string, pool?: unknown, ...related: unknown[]): string | undefined {
+  const marker = `${sep}node_modules${sep}${library.split('/').join(sep)}${sep}`;
+  const require = createRequire(join(process.cwd(), 'noop.js'));
+  const byRoot = new Map<string, string[]>();
+  for (const file of Object.keys(require.cache)) {
+    const at = file.lastIndexOf(marker);
+    if (at === -1) continue;
+    const root = file.slice(0, at + marker.length - 1);
+    const files = byRoot.get(root);
+    if (files === undefined) byRoot.set(root, [file]);
+    else files.push(file);
+  }
+  let root: string | undefined;
+  if (byRoot.size === 1) root = byRoot.keys().next().value;
+  else if (byRoot.size > 1) {
+    const classes = new Set<unknown>();
+    for (const value of [pool, ...related]) constructorsOf(value, classes);
+    for (const [candidate, files] of byRoot) {
+      if (files.some((file) => exportsOneOf(require.cache[file]?.exports, classes))) {
+        root = candidate;
+        break;
+      }
+    }
+    // Two copies and neither made this pool (a look-alike): no version to claim.
+    if (root === undefined) return undefined;
+  } else {
     try {
       // Not `${library}/package.json`: a package's exports may not list it (mariadb's do not).
       const main = require.resolve(library);
@@ -89,6 +129,7 @@ export function installedVersion(library: string): string | undefined {
       return undefined;
     }
   }
+  if (root === undefined) return undefined;
   if (versions.has(root)) return versions.get(root);
   let version: string | undefined;
   try {
@@ -128,7 +169,8 @@ export function probeShapes<P>(shapes: readonly Shape<P>[], target: P, can: Reco
 export function probe<P>(internals: Internals<P>, pool: P): CapabilityManifest {
   const can = Object.fromEntries(capabilityNames.map((name) => [name, internals.offers.includes(name)])) as Record<Capability, boolean>;
   const degraded = probeShapes(internals.shapes, pool, can);
-  return manifest(internals.library, installedVersion(internals.library), internals.checked, can, degraded);
+  const related = (internals.related?.(pool) ?? []) as unknown[];
+  return manifest(internals.library, installedVersion(internals.library, pool, ...related), internals.checked, can, degraded);
 }
 
 export function manifest(library: string, version: string | undefined, checked: string | undefined, can: Record<Capability, boolean>, degraded: readonly Lost[]): CapabilityManifest {
@@ -137,7 +179,7 @@ export function manifest(library: string, version: string | undefined, checked: 
 
 /** What each capability's loss means for the user, for the warning. */
 const consequences: Record<Capability, string> = {
-  misuse: 'double and foreign releases are not reported',
+  misuse: 'releases of connections the pool never leased are not reported (double releases still are)',
   capacity: "the pool's size is unknown (exhaustion reports give no 'of N')",
   idle: "stats() cannot say how many connections are idle",
   acquireTimeout: "waits are judged against 5 s instead of the pool's own timeout",

@@ -18,7 +18,7 @@ export const tarnShapes: Internals<TarnInternals>['shapes'] = [
 
 export const tarnInternals: Internals<TarnInternals> = {
   library: 'tarn',
-  checked: '>=3.0.0 <4',
+  checked: '>=3.0.1 <4',
   offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion'],
   shapes: tarnShapes,
 };
