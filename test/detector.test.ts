@@ -6,6 +6,7 @@ import sinon from 'sinon';
 import createDebug from 'debug';
 import { fakeClock } from './helpers/clock.js';
 import { captureDebug } from './helpers/secrets.js';
+import { captureWarnings } from './helpers/warnings.js';
 
 type Conn = { id: number };
 let ids = 0;
@@ -105,10 +106,7 @@ t.test('surfaces a throwing listener once as a process warning and goes on', asy
   const pool = watch(newPool());
   const detector = detectorOf(pool)!;
   t.teardown(() => detector.close());
-  const warnings: Error[] = [];
-  const onWarning = (warning: Error) => warnings.push(warning);
-  process.on('warning', onWarning);
-  t.teardown(() => process.off('warning', onWarning));
+  const warnings = captureWarnings(t);
   detector.on('acquire', () => {
     throw new Error('boom');
   });

@@ -27,7 +27,8 @@ export function mariadbConfig(t: Test): MariadbConfig | undefined {
     host: env.POOLWATCH_MYSQL_HOST,
     port: Number(env.POOLWATCH_MYSQL_PORT ?? 3306),
     user: env.POOLWATCH_MYSQL_USER ?? 'poolwatch',
-    password: env.POOLWATCH_MYSQL_PASSWORD ?? '',
+    // .ci/mariadb's default; distinctive, as the secrecy tests search every output for it.
+    password: env.POOLWATCH_MYSQL_PASSWORD ?? 'pw-Sec7et-mariadb',
     database: env.POOLWATCH_MYSQL_DATABASE ?? 'poolwatch_test',
   };
 }

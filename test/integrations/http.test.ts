@@ -8,6 +8,7 @@ import { requestScope } from '../../lib/integrations/http.js';
 import { pathOf } from '../../lib/integrations/request-scope.js';
 import { abandoned, deferred, requestScopeSuite, type Conn, type Routes, type Started } from '../helpers/http-scope.js';
 import { fakeClock } from '../helpers/clock.js';
+import { captureWarnings } from '../helpers/warnings.js';
 
 // A hand-written router: what a plain node:http app does.
 function handler(routes: Routes) {
@@ -175,10 +176,7 @@ t.test('takes the request id from the header the requestIdHeader option names', 
 });
 
 t.test('a labels function that throws warns once and the request goes on with the default labels', async (t) => {
-  const warnings: Error[] = [];
-  const onWarning = (warning: Error) => warnings.push(warning);
-  process.on('warning', onWarning);
-  t.teardown(() => void process.off('warning', onWarning));
+  const warnings = captureWarnings(t);
   const { server, close } = await listen(
     requestScope((_req, res) => void res.writeHead(204).end(), {
       labels: () => {

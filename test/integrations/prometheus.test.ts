@@ -187,7 +187,8 @@ t.test('shows a real PostgreSQL pool: used and idle clients, a pending connect a
   const [a, b] = await Promise.all([pool.connect(), pool.connect()]);
   await Promise.all([a.query('SELECT pg_sleep(0.01)'), b.query('SELECT 1')]);
   // Only the timers are fake from here: the sockets stay real, the timeout fires on tick.
-  const clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  // The detector's real timer, set before, is really cleared when it re-arms.
+  const clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldClearNativeTimers: true });
   t.teardown(() => clock.restore());
   const pending = pool.connect().then(
     () => 'connected',
