@@ -1,7 +1,7 @@
 import t from 'tap';
-import pg from 'pg';
 import { createDetector } from '../../lib/index.js';
 import { restartPostgres, startPostgres } from '../helpers/postgres.js';
+import { pgVersions } from '../helpers/versions.js';
 
 type Seen = { class: string; code: unknown } | 'ok';
 
@@ -14,7 +14,7 @@ async function outcome(run: () => Promise<unknown>): Promise<Seen> {
   }
 }
 
-t.test('a server restart while connections are leased leaves no ghost lease', async (t) => {
+for (const { label, pg } of pgVersions()) t.test(`${label}: a server restart while connections are leased leaves no ghost lease`, async (t) => {
   const db = await startPostgres(t);
   // Run the same story without and with poolwatch: the app must see the same things.
   const story = async (watched: boolean) => {

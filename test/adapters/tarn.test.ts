@@ -1,10 +1,11 @@
 import t from 'tap';
-import { Pool, TimeoutError } from 'tarn';
+import type { Pool } from 'tarn';
 import { watch, unwatch, detectorOf, type MisuseEvent } from '../../lib/index.js';
 import { compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { siteOf } from '../helpers/site.js';
 import { poolsOwnMessage } from '../helpers/errors.js';
+import { tarnVersions } from '../helpers/versions.js';
 
 interface Conn {
   id: number;
@@ -12,6 +13,9 @@ interface Conn {
 
 let ids = 0;
 const options = (max: number) => ({ create: async (): Promise<Conn> => ({ id: ++ids }), destroy: () => {}, min: 0, max });
+
+// Every test below runs once per version, as a subtest named by it.
+for (const { label, tarn: { Pool, TimeoutError } } of tarnVersions()) t.test(label, async (t) => {
 
 t.test('tarn passes the adapter compliance suite', async (t) => {
   compliance<Pool<Conn>, Conn>(t, {
@@ -139,4 +143,6 @@ t.test('aborts a queued acquire on destroy() without leaving a lease', async (t)
   await destroyed;
   t.match(await queued, { message: 'aborted' });
   t.match(detector.stats().tarn, { open: 0, waiting: 0, failed: 1 });
+});
+
 });

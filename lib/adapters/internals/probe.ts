@@ -116,9 +116,10 @@ export function installedVersion(library: string, pool?: unknown, ...related: un
         break;
       }
     }
-    // Two copies and neither made this pool (a look-alike): no version to claim.
-    if (root === undefined) return undefined;
-  } else {
+  }
+  // None loaded yet, or two and neither exports the pool's class (mariadb 3.5's bundle
+  // exports none): the app's own copy, as resolved from the current directory.
+  if (root === undefined && byRoot.size !== 1) {
     try {
       // Not `${library}/package.json`: a package's exports may not list it (mariadb's do not).
       const main = require.resolve(library);
