@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer } from 'node:net';
 import type mysql from 'mysql2';
@@ -63,6 +63,15 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
   const version = label.split(' ')[1]!;
   const released = marksReleased(version);
   // What poolwatch can see of this mysql2's connections once it has been handed one.
+  // A detector watching `pool`, closed at the end of `t`, with the misuse events it emits.
+  const watchForMisuse = (t: Test, pool: object) => {
+    const detector = createDetector();
+    detector.watch(pool);
+    t.teardown(() => detector.close());
+    const misuse: MisuseEvent[] = [];
+    detector.on('misuse', (event) => misuse.push(event));
+    return { detector, misuse };
+  };
   const handedOver = released ? { misuse: true, degraded: [] } : { misuse: false, degraded: [{ capability: 'misuse', shape: 'connection._released' }] };
 
   // First in the file: POOLWATCH_DEGRADED is said once per process for a library version and capability.
@@ -348,11 +357,7 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
 
     const pool = mysqlPromise.createPool(config({ connectionLimit: 1 }));
     t.teardown(() => pool.end());
-    const detector = createDetector();
-    detector.watch(pool);
-    t.teardown(() => detector.close());
-    const misuse: MisuseEvent[] = [];
-    detector.on('misuse', (event) => misuse.push(event));
+    const { detector, misuse } = watchForMisuse(t, pool);
     t.same(await killWhileQuerying(pool), { ...expected, leases: 0 }, "the app sees mysql2's own error; the lease ended with the connection");
     t.same(misuse, [], "the app's release() of the dead connection is not a double release");
     t.match(detector.stats().mysql2, { open: 0, acquired: 2, destroyed: 1, released: 1 });
@@ -378,11 +383,7 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
   t.test('ends the lease on pool.releaseConnection(), and names a later release() a double release', async (t) => {
     const pool = mysql.createPool(config({ connectionLimit: 1 }));
     t.teardown(() => end(pool));
-    const detector = createDetector();
-    detector.watch(pool);
-    t.teardown(() => detector.close());
-    const misuse: MisuseEvent[] = [];
-    detector.on('misuse', (event) => misuse.push(event));
+    const { detector, misuse } = watchForMisuse(t, pool);
     const conn = await getConnection(pool);
     pool.releaseConnection(conn);
     t.match(detector.stats().mysql2, { open: 0, released: 1, misuse: 0 });
@@ -395,11 +396,7 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
     const pool = mysql.createPool(config({ connectionLimit: 2 }));
     t.teardown(() => end(pool));
     const early = await getConnection(pool);
-    const detector = createDetector();
-    detector.watch(pool);
-    t.teardown(() => detector.close());
-    const misuse: MisuseEvent[] = [];
-    detector.on('misuse', (event) => misuse.push(event));
+    const { detector, misuse } = watchForMisuse(t, pool);
     // mysql2 3.20+ says it is still leased; before, it cannot say, and poolwatch does not guess.
     early.release();
     const later = await getConnection(pool);
@@ -414,11 +411,7 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
     t.teardown(() => end(other));
     const pool = mysql.createPool(config({ connectionLimit: 1 }));
     t.teardown(() => end(pool));
-    const detector = createDetector();
-    detector.watch(pool);
-    t.teardown(() => detector.close());
-    const misuse: MisuseEvent[] = [];
-    detector.on('misuse', (event) => misuse.push(event));
+    const { detector, misuse } = watchForMisuse(t, pool);
     // Its first connection shows poolwatch what this mysql2's connections carry.
     (await getConnection(pool)).release();
     const stranger = await getConnection(other);
