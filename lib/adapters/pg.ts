@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Lease } from '../lease.js';
 import type { Trace } from '../stack.js';
-import { acquireWrapper, callAcquire, followPromise, Handoff, patchConnection, patchMethod } from './patch.js';
+import { acquireWrapper, callAcquire, followPromise, Handoff, patchMethod } from './patch.js';
 import { pgInternals, timeoutMessage, type PgPoolInternals } from './internals/pg.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
@@ -74,7 +74,14 @@ export const pg: BuiltinAdapter = {
         released = true;
         return original.apply(this, arguments as unknown as [unknown]);
       };
-      return patchConnection(tracker, lease, () => void (client.release = release)) ? release : original;
+      try {
+        client.release = release;
+        return release;
+      } catch (error) {
+        // A client pg-pool could not assign to either: the app gets pg's own release.
+        tracker.lost(lease, error);
+        return original;
+      }
     };
 
     const restores = [
