@@ -1,5 +1,5 @@
 import type { Lease } from '../lease.js';
-import { acquireWrapper, callAcquire, followPromise, patchMethod, trackPromise } from './patch.js';
+import { acquireWrapper, callAcquire, followPromise, patchConnection, patchMethod, trackPromise } from './patch.js';
 import { isPromisePool, mariadbInternals, timeoutErrno, type MariadbPoolInternals } from './internals/mariadb.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
@@ -42,18 +42,12 @@ const giveBacks = ['release', 'end', 'close'] as const;
  * Wraps `release`, `end` and `close` (own properties mariadb sets on each connection it
  * hands out: a new object per `getConnection()`) and `destroy()` (a prototype method) of
  * one connection. The wrappers close over the connection rather than trust `this`, and
- * call straight through once the pool is unwatched. Plain assignments, as mariadb sets
- * them, on every checkout: no descriptors or undo records to allocate. A connection that
- * refuses them (frozen) is left as it was and its lease dropped as lost.
+ * call straight through once the pool is unwatched.
  */
-function wrapConnection(watch: Watch, lease: Lease, connection: PoolConnection): void {
-  const originals = [connection.release, connection.end, connection.close] as const;
-  let assigned = 0;
-  try {
-    for (; assigned < giveBacks.length; assigned++) {
-      const key = giveBacks[assigned]!;
-      const original = originals[assigned]!;
-      connection[key] = function giveBack(this: unknown) {
+function wrapConnection(watch: Watch, connection: PoolConnection): void {
+  for (const key of giveBacks) {
+    patchMethod<() => Promise<void>>(connection, key, (original) =>
+      function giveBack(this: unknown) {
         if (watch.active) {
           // The pool discards a connection that is no longer valid (killed by the server) or
           // returned to an ended pool, rather than keep it: the lease ends as a destroy.
@@ -61,23 +55,15 @@ function wrapConnection(watch: Watch, lease: Lease, connection: PoolConnection):
           watch.tracker.end(connection, discarded, key, giveBack);
         }
         return original.apply(this, arguments as unknown as []);
-      };
-    }
-    const discard = connection.destroy;
-    // Own and non-enumerable, like the prototype method it covers.
-    Object.defineProperty(connection, 'destroy', {
-      value: function destroy(this: unknown) {
-        if (watch.active) watch.tracker.end(connection, true, 'destroy', destroy);
-        return discard.apply(this, arguments as unknown as []);
       },
-      writable: true,
-      configurable: true,
-      enumerable: false,
-    });
-  } catch (error) {
-    for (let i = 0; i < assigned; i++) connection[giveBacks[i]!] = originals[i]!;
-    watch.tracker.lost(lease, error);
+    );
   }
+  patchMethod<() => void>(connection, 'destroy', (original) =>
+    function destroy(this: unknown) {
+      if (watch.active) watch.tracker.end(connection, true, 'destroy', destroy);
+      return original.apply(this, arguments as unknown as []);
+    },
+  );
 }
 
 /**
@@ -126,7 +112,7 @@ export const mariadb: BuiltinAdapter = {
           const promise = callAcquire<Promise<PoolConnection>>(tracker, lease, original, self, args);
           return followPromise(tracker, lease, promise, (connection) => {
             tracker.handover(lease, connection);
-            if (watch.active) wrapConnection(watch, lease, connection);
+            if (watch.active) patchConnection(tracker, lease, () => wrapConnection(watch, connection));
           }) as Promise<PoolConnection>;
         }) as MariadbPool['getConnection'],
       ),
