@@ -106,10 +106,16 @@ async function holdingServer(t: Test, pool: Pool<Conn>, abortGraceMs: number) {
   return { server: started.server, holding: holding.promise, gate };
 }
 
-t.test('abortGraceMs: 0 ends the scope as the client goes, reporting what the handler holds then', async (t) => {
-  const detector = createDetector({ leakThresholdMs: 600_000 });
+// A detector, closed at the end of `t`, watching an in-memory pool named 'db'.
+function watchedPool(t: Test, leakThresholdMs: number) {
+  const detector = createDetector({ leakThresholdMs });
   t.teardown(() => detector.close());
   const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: 0 }), destroy: async () => {} }), { name: 'db' });
+  return { detector, pool };
+}
+
+t.test('abortGraceMs: 0 ends the scope as the client goes, reporting what the handler holds then', async (t) => {
+  const { detector, pool } = watchedPool(t, 600_000);
   const reports: LeakReport[] = [];
   detector.on('leak', (report) => reports.push(report));
   const { server, holding } = await holdingServer(t, pool, 0);
@@ -119,9 +125,7 @@ t.test('abortGraceMs: 0 ends the scope as the client goes, reporting what the ha
 });
 
 t.test('a response already closed when the scope begins (its close event gone) still ends the scope', async (t) => {
-  const detector = createDetector({ leakThresholdMs: 600_000 });
-  t.teardown(() => detector.close());
-  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: 0 }), destroy: async () => {} }), { name: 'db' });
+  const { detector, pool } = watchedPool(t, 600_000);
   const reported = new Promise<LeakReport>((resolve) => detector.once('leak', resolve));
   let kept: Conn | undefined;
   t.teardown(async () => void (kept !== undefined && (await pool.release(kept))));
@@ -137,9 +141,7 @@ t.test('a response already closed when the scope begins (its close event gone) s
 });
 
 t.test('a connection held after the client went away still meets its threshold during the grace', async (t) => {
-  const detector = createDetector({ leakThresholdMs: 1000 });
-  t.teardown(() => detector.close());
-  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: 0 }), destroy: async () => {} }), { name: 'db' });
+  const { detector, pool } = watchedPool(t, 1000);
   const reports: LeakReport[] = [];
   detector.on('leak', (report) => reports.push(report));
   const clock = fakeClock(t);
@@ -151,9 +153,7 @@ t.test('a connection held after the client went away still meets its threshold d
 });
 
 t.test('takes the request id from the header the requestIdHeader option names', async (t) => {
-  const detector = createDetector({ leakThresholdMs: 600_000 });
-  t.teardown(() => detector.close());
-  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: 0 }), destroy: async () => {} }), { name: 'db' });
+  const { detector, pool } = watchedPool(t, 600_000);
   const reports: LeakReport[] = [];
   const reported = new Promise<void>((resolve) => detector.on('leak', (report) => resolve(void reports.push(report))));
   let kept: Conn | undefined;
