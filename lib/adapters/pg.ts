@@ -59,7 +59,10 @@ export const pg: BuiltinAdapter = {
     let active = true;
     // The query wrapper's own frame and call site, for the connect it makes at once: that
     // lease is the query's, blamed on the line that called pool.query().
-    const fromQuery = new Handoff<{ caller: Function; trace: Trace | undefined }>();
+    // The trace is null when the tracker takes the stack itself: nothing to allocate per query.
+    const fromQuery = new Handoff<Trace | null>();
+    // The query wrapper, whose frame and above are left out of a query lease's stack (set as it is made).
+    let queryWrapper: Function = () => {};
 
     // Wraps the release pg-pool just assigned for this checkout; returns it as `done` too.
     // pg-pool assigns `release` afresh at each checkout, so it is replaced the way pg-pool
@@ -89,9 +92,9 @@ export const pg: BuiltinAdapter = {
         acquireWrapper(
           tracker,
           (self: PgPool, args, trace, connect) => {
-            const query = fromQuery.take();
-            const forQuery = query !== undefined;
-            const lease = forQuery ? tracker.begin(query.caller, 'query', query.trace) : tracker.begin(connect, undefined, trace);
+            const queryTrace = fromQuery.take();
+            const forQuery = queryTrace !== undefined;
+            const lease = forQuery ? tracker.begin(queryWrapper, 'query', queryTrace ?? undefined) : tracker.begin(connect, undefined, trace);
             const callback = args[0] as ConnectCallback | undefined;
             if (typeof callback === 'function') {
               const track = function (this: unknown, error: unknown, client?: PgClient) {
@@ -118,7 +121,7 @@ export const pg: BuiltinAdapter = {
         ) as PgPool['connect'],
       ),
       patchMethod<PgPool['query']>(target, 'query', (original) =>
-        acquireWrapper(tracker, (self: PgPool, given, trace, query) => {
+        (queryWrapper = acquireWrapper(tracker, (self: PgPool, given, trace) => {
           // pg-pool rejects a function as the query without connecting.
           if (typeof given[0] === 'function') return original.apply(self, given as unknown as [unknown]);
           let args: ArrayLike<unknown> = given;
@@ -129,8 +132,8 @@ export const pg: BuiltinAdapter = {
             copy[last] = AsyncResource.bind(copy[last] as (...args: unknown[]) => unknown);
             args = copy;
           }
-          return fromQuery.run({ caller: query, trace }, original, self, args);
-        }) as PgPool['query'],
+          return fromQuery.run(trace ?? null, original, self, args);
+        })) as PgPool['query'],
       ),
     ];
     return () => {
