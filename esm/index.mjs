@@ -11,6 +11,7 @@ export const {
   unwatch,
   createDetector,
   detectorOf,
+  defaultDetector,
   scope,
   Detector,
   LeakReport,

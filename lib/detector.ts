@@ -2,7 +2,7 @@ import { now } from './clock.js';
 import { PoolwatchTypeError, codes, describe } from './errors.js';
 import { runScope } from './context.js';
 import { Emitter, type DetectorEvents, type EventName } from './events.js';
-import { adapterFor } from './adapters/index.js';
+import { adapterFor, underlyingOf } from './adapters/index.js';
 import { resolveDetectorOptions, resolveWatchOptions, type DetectorOptions, type Labels, type ResolvedOptions, type WatchOptions } from './options.js';
 import { WatchedPool, type DetectorHost, type PoolStats } from './watched-pool.js';
 import type { LeaseInfo } from './lease.js';
@@ -12,7 +12,12 @@ import { LeakReport } from './report.js';
 const maxTimerMs = 2_147_483_647;
 
 // Which detector watches each pool, for watch()/unwatch()/detectorOf() and to refuse watching twice.
+// Keyed by the pool given to watch() and, when the adapter instruments another object for it
+// (a promise wrapper's core pool, a Sequelize instance's pool), by that object too.
 const owners = new WeakMap<object, Detector>();
+// The process-wide detector of poolwatch/register, made on first use.
+let shared: Detector | undefined;
+let sharedOptions: DetectorOptions | undefined;
 // Detectors watching at least one pool, for checks across all of them (poolwatch/testing).
 const watching = new Set<Detector>();
 
@@ -29,7 +34,11 @@ export interface DetectorSnapshot {
 
 /** The detector watching `pool`, or undefined. */
 export function detectorOf(pool: object): Detector | undefined {
-  return owners.get(pool);
+  const owner = owners.get(pool);
+  if (owner !== undefined || (typeof pool !== 'object' && typeof pool !== 'function') || pool === null) return owner;
+  // A promise wrapper of a watched core pool is watched through it.
+  const target = underlyingOf(pool);
+  return target === undefined ? undefined : owners.get(target);
 }
 
 /**
@@ -40,6 +49,8 @@ export class Detector {
   readonly #options: ResolvedOptions;
   readonly #emitter = new Emitter();
   readonly #pools = new Map<object, WatchedPool>();
+  // The object each watched pool's adapter instruments, when it is not the pool itself.
+  readonly #underlying = new Map<object, object>();
   readonly #host: DetectorHost;
   #leaseIds = 0;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -57,16 +68,24 @@ export class Detector {
     };
   }
 
-  /** Instruments `pool` in place and returns it. Options override the detector's for this pool. */
+  /**
+   * Instruments `pool` in place and returns it. Options override the detector's for this
+   * pool. A pool that `defaultDetector()` watches (as `poolwatch/register` does every
+   * pool) is taken over: this detector watches it from now on, with these options.
+   */
   watch<P extends object>(pool: P, options?: WatchOptions): P {
     const resolved = resolveWatchOptions(options, this.#options);
     const adapter = adapterFor(pool, resolved.adapter);
-    const owner = owners.get(pool);
+    const target = adapter.underlying?.(pool) ?? pool;
+    const owner = owners.get(pool) ?? owners.get(target);
     if (owner !== undefined) {
-      throw new PoolwatchTypeError(
-        codes.alreadyWatched,
-        `This pool is already watched (as "${owner.#pools.get(pool)!.name}"); call unwatch(pool) first to watch it with other options.`,
-      );
+      if (owner !== shared) {
+        throw new PoolwatchTypeError(
+          codes.alreadyWatched,
+          `This pool is already watched (as "${owner.#nameOf(pool, target)}"); call unwatch(pool) first to watch it with other options.`,
+        );
+      }
+      owner.#forget(pool, target);
     }
     const name = resolved.name ?? this.#freeName(adapter.defaultName);
     if (resolved.name !== undefined && this.#nameTaken(name)) {
@@ -74,17 +93,45 @@ export class Detector {
     }
     this.#pools.set(pool, new WatchedPool(name, pool, adapter, resolved, this.#host));
     owners.set(pool, this);
+    if (target !== pool) {
+      this.#underlying.set(pool, target);
+      owners.set(target, this);
+    }
     watching.add(this);
     return pool;
   }
 
+  // The name of the watched pool that is `pool` or instruments `target`.
+  #nameOf(pool: object, target: object): string {
+    for (const [watched, entry] of this.#pools) {
+      if (watched === pool || watched === target || this.#underlying.get(watched) === target) return entry.name;
+    }
+    return '?';
+  }
+
+  // Unwatches the pool that is `pool` or instruments `target`: the default detector giving a pool up.
+  #forget(pool: object, target: object): void {
+    for (const watched of [...this.#pools.keys()]) {
+      if (watched === pool || watched === target || this.#underlying.get(watched) === target) this.unwatch(watched);
+    }
+  }
+
   /** Restores `pool`'s own methods and forgets its leases. Returns whether it was watched by this detector. */
   unwatch(pool: object): boolean {
+    // Given what a watched pool instruments (a promise pool's core): unwatch that pool.
+    if (!this.#pools.has(pool)) for (const [watched, target] of this.#underlying) if (target === pool) pool = watched;
+    // Given a promise wrapper of a watched core pool: unwatch the core.
+    if (!this.#pools.has(pool)) pool = underlyingOf(pool) ?? pool;
     const watched = this.#pools.get(pool);
     if (watched === undefined) return false;
     watched.uninstall();
     this.#pools.delete(pool);
     owners.delete(pool);
+    const target = this.#underlying.get(pool);
+    if (target !== undefined) {
+      this.#underlying.delete(pool);
+      owners.delete(target);
+    }
     if (this.#pools.size === 0) {
       this.#disarm();
       watching.delete(this);
@@ -243,6 +290,20 @@ export class Detector {
   }
 }
 
+/**
+ * The process-wide detector: `poolwatch/register` watches every pool with it, and
+ * `detectorOf(pool)` returns it for those pools. Made on first call, with the settings
+ * the preload read from the environment (or the defaults).
+ */
+export function defaultDetector(): Detector {
+  return (shared ??= new Detector(sharedOptions));
+}
+
+/** Sets the options `defaultDetector()` is made with; for the preload, before any pool is watched. */
+export function configureDefaultDetector(options: DetectorOptions): void {
+  if (shared === undefined) sharedOptions = options;
+}
+
 /** Creates a detector for several pools; options apply to every pool it watches unless overridden. */
 export function createDetector(options?: DetectorOptions): Detector {
   return new Detector(options);
@@ -273,6 +334,6 @@ export function scope<R>(labels: Labels, fn: () => R): R {
 
 /** Restores `pool`'s own methods. Returns whether it was watched. */
 export function unwatch(pool: object): boolean {
-  const owner = owners.get(pool);
+  const owner = detectorOf(pool);
   return owner !== undefined && owner.unwatch(pool);
 }

@@ -1,4 +1,4 @@
-export { watch, unwatch, createDetector, detectorOf, scope, Detector } from './detector.js';
+export { watch, unwatch, createDetector, detectorOf, defaultDetector, scope, Detector } from './detector.js';
 export { LeakReport, formatDuration } from './report.js';
 export { PoolwatchTypeError, ListenerError, WatchError, codes } from './errors.js';
 export { channelNames } from './channels.js';

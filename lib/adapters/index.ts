@@ -26,3 +26,11 @@ export function adapterFor(pool: unknown, spec: unknown): Adapter {
       "For another pool, say which methods acquire and release: watch(pool, { adapter: { acquire: 'acquire', release: 'release' } }).",
   );
 }
+
+/** The object a built-in adapter would instrument for `pool`, when that is another object (a promise pool's core). */
+export function underlyingOf(pool: object): object | undefined {
+  for (const adapter of builtins) {
+    if (adapter.underlying !== undefined && adapter.matches(pool)) return adapter.underlying(pool);
+  }
+  return undefined;
+}

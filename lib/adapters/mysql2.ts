@@ -211,6 +211,8 @@ export const mysql2Promise: BuiltinAdapter = {
     return typeof p.getConnection === 'function' && typeof p.query === 'function' && typeof p.execute === 'function' && isMysql2CorePool(p.pool);
   },
 
+  // Watching a promise pool is watching its core pool.
+  underlying: (pool) => (pool as Mysql2PromisePool).pool,
   install: (pool, tracker) => installMysql2((pool as Mysql2PromisePool).pool, tracker),
   isLeased: (pool, resource) => isLeasedBy((pool as Mysql2PromisePool).pool, resource),
   capacity: (pool) => (pool as Mysql2PromisePool).pool.config.connectionLimit,

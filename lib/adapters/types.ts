@@ -55,6 +55,11 @@ export interface Adapter {
   readonly libraries: readonly string[];
   /** The library's private fields and undocumented behaviour this adapter relies on, probed at `watch()`. */
   readonly internals?: Internals<never>;
+  /**
+   * The object this adapter instruments for `pool` when that is another object (e.g. a
+   * Sequelize instance's pool): watching both is watching one pool.
+   */
+  underlying?(pool: object): object;
   /** Wraps the pool's methods in place; returns what undoes it. */
   install(pool: object, tracker: Tracker): () => void;
   /** How many connections the pool may open at most, when it says. */
