@@ -5,11 +5,12 @@ import { knex } from './knex.js';
 import { mariadb } from './mariadb.js';
 import { mysql2, mysql2Promise } from './mysql2.js';
 import { pg } from './pg.js';
+import { postgresJs } from './postgres.js';
 import { sequelize } from './sequelize.js';
 import { tarn } from './tarn.js';
 import type { Adapter, BuiltinAdapter } from './types.js';
 
-const builtins: readonly BuiltinAdapter[] = [mysql2, mysql2Promise, mariadb, genericPool, pg, tarn, knex, sequelize];
+const builtins: readonly BuiltinAdapter[] = [mysql2, mysql2Promise, mariadb, genericPool, pg, tarn, knex, sequelize, postgresJs];
 
 /** The adapter for `pool`: the `adapter` option's when given, else the built-in that recognises it. */
 export function adapterFor(pool: unknown, spec: unknown): Adapter {
