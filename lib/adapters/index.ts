@@ -3,6 +3,7 @@ import { customAdapter } from './custom.js';
 import { genericPool } from './generic-pool.js';
 import { knex } from './knex.js';
 import { mariadb } from './mariadb.js';
+import { mssql } from './mssql.js';
 import { mysql2, mysql2Promise } from './mysql2.js';
 import { pg } from './pg.js';
 import { postgresJs } from './postgres.js';
@@ -10,7 +11,7 @@ import { sequelize } from './sequelize.js';
 import { tarn } from './tarn.js';
 import type { Adapter, BuiltinAdapter } from './types.js';
 
-const builtins: readonly BuiltinAdapter[] = [mysql2, mysql2Promise, mariadb, genericPool, pg, tarn, knex, sequelize, postgresJs];
+const builtins: readonly BuiltinAdapter[] = [mysql2, mysql2Promise, mariadb, genericPool, pg, tarn, knex, sequelize, postgresJs, mssql];
 
 /** The adapter for `pool`: the `adapter` option's when given, else the built-in that recognises it. */
 export function adapterFor(pool: unknown, spec: unknown): Adapter {
