@@ -1,0 +1,63 @@
+import type { DetectorOptions, StackPolicy } from '../options.js';
+
+/** How the preload writes what it finds: `text` for people, `json` for log pipelines, `off`. */
+export type LogFormat = 'text' | 'json' | 'off';
+
+/** The preload's settings, read from the environment. */
+export interface PreloadSettings {
+  readonly detector: DetectorOptions;
+  readonly log: LogFormat;
+}
+
+/** What the environment says, or the one line that says which variable is wrong. */
+export type ReadSettings = { readonly settings: PreloadSettings } | { readonly problem: string };
+
+const stackPolicies: readonly StackPolicy[] = ['always', 'auto', 'never'];
+const logFormats: readonly LogFormat[] = ['text', 'json', 'off'];
+
+// A value is echoed only when it is short and plain: a variable set by mistake to a
+// connection string or a password must not reach the log.
+function shown(value: string): string {
+  return /^[\w.+-]{1,24}$/.test(value) ? `"${value}"` : `a value of ${value.length} characters`;
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T | string {
+  const lower = value.trim().toLowerCase();
+  return (allowed as readonly string[]).includes(lower)
+    ? (lower as T)
+    : `${name} must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}, got ${shown(value)}`;
+}
+
+/**
+ * Reads POOLWATCH_LEAK_THRESHOLD_MS, POOLWATCH_STACKS and POOLWATCH_LOG. An unset or
+ * empty variable takes the default; a bad one is a problem that names it.
+ */
+export function readSettings(env: NodeJS.ProcessEnv): ReadSettings {
+  const detector: { leakThresholdMs?: number; stacks?: StackPolicy } = {};
+  let log: LogFormat = 'text';
+
+  const threshold = env.POOLWATCH_LEAK_THRESHOLD_MS?.trim();
+  if (threshold) {
+    const ms = threshold === 'Infinity' ? Infinity : /^\d+(\.\d+)?$/.test(threshold) ? Number(threshold) : NaN;
+    if (!(ms > 0)) {
+      return { problem: `POOLWATCH_LEAK_THRESHOLD_MS must be a positive number of milliseconds (or Infinity), got ${shown(env.POOLWATCH_LEAK_THRESHOLD_MS!)}` };
+    }
+    detector.leakThresholdMs = ms;
+  }
+
+  const stacks = env.POOLWATCH_STACKS;
+  if (stacks?.trim()) {
+    const policy = oneOf('POOLWATCH_STACKS', stacks, stackPolicies);
+    if (!stackPolicies.includes(policy as StackPolicy)) return { problem: policy };
+    detector.stacks = policy as StackPolicy;
+  }
+
+  const format = env.POOLWATCH_LOG;
+  if (format?.trim()) {
+    const chosen = oneOf('POOLWATCH_LOG', format, logFormats);
+    if (!logFormats.includes(chosen as LogFormat)) return { problem: chosen };
+    log = chosen as LogFormat;
+  }
+
+  return { settings: { detector, log } };
+}

@@ -1,0 +1,116 @@
+/**
+ * `node --import poolwatch/register app.mjs`, `node -r poolwatch/register app.js`, or the
+ * same in NODE_OPTIONS: watches every pool of a supported library made after this loads,
+ * with `defaultDetector()`, set up from POOLWATCH_* environment variables. It never stops
+ * the app from starting: any trouble is one line on stderr, and poolwatch stays off.
+ */
+import Module = require('node:module');
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+import { readSettings } from './preload/env.js';
+import { configure, patches, patchNamespace } from './preload/hooks.js';
+import { startLog } from './preload/log.js';
+
+// Loaded twice (by -r and --import, or by two copies of poolwatch), it hooks once.
+const loaded = Symbol.for('poolwatch.register');
+
+function say(line: string): void {
+  try {
+    process.stderr.write(`poolwatch: ${line}\n`);
+  } catch {
+    // A closed stderr must not break the app.
+  }
+}
+
+function start(): void {
+  const read = readSettings(process.env);
+  if ('problem' in read) {
+    say(`${read.problem}; poolwatch is off, nothing is watched.`);
+    return;
+  }
+  configure(read.settings.detector);
+  startLog(read.settings.log);
+
+  const names = Object.keys(patches);
+  // CommonJS: every require(), including an ORM's own of its pool library.
+  // require-in-the-middle is what OpenTelemetry's instrumentations use for the same; it
+  // names a file inside a package as `package/path`, without `.js`.
+  const { Hook: RequireHook } = require('require-in-the-middle') as typeof import('require-in-the-middle');
+  new RequireHook(names, (exports, name) => {
+    const patch = patches[name.split('\\').join('/')];
+    return patch === undefined ? exports : (patch(exports) as typeof exports);
+  });
+
+  // ES modules, and CommonJS packages an ES module imports (Node loads those without
+  // require()): import-in-the-middle's loader, limited to these modules. Not from a
+  // worker: Node 20 runs the preload again in the loader's own thread, and hooks
+  // registered on the main thread reach the app's workers. Not for a CommonJS app,
+  // where require() reaches every pool: Node 20's off-thread loader costs ~60 ms of start.
+  if (isMainThread && importsModules()) {
+    const entries = names.filter((name) => !name.includes('/lib/'));
+    const { Hook: ImportHook } = require('import-in-the-middle') as typeof import('import-in-the-middle');
+    if (syncHooks()) {
+      // In-thread hooks (module.registerHooks) where Node runs them right: no loader thread.
+      (require('import-in-the-middle/register-hooks.mjs') as { register(options: { include: string[] }): void }).register({ include: entries });
+    } else if (typeof Module.register === 'function') {
+      Module.register('import-in-the-middle/hook.mjs', pathToFileURL(__filename), { data: { include: entries } });
+    } else return;
+    new ImportHook(entries, (namespace, name) => {
+      const patch = patches[name];
+      if (patch !== undefined) patchNamespace(namespace, patch);
+    });
+  }
+}
+
+/**
+ * Whether the app's entry point is (or may be) an ES module. A CommonJS entry reaches
+ * pool libraries through require() alone; `node -e` and the REPL too.
+ */
+function importsModules(): boolean {
+  const main = process.argv[1];
+  if (main === undefined || main === '' || process.execArgv.some((arg) => arg === '-e' || arg === '--eval' || arg === '-p' || arg === '--print')) return false;
+  if (/\.(mjs|mts)$/.test(main)) return true;
+  if (/\.(cjs|cts)$/.test(main)) return false;
+  try {
+    const file = realpathSync(main);
+    for (let dir = dirname(file); ; dir = dirname(dir)) {
+      const manifest = join(dir, 'package.json');
+      if (existsSync(manifest)) {
+        const type = (JSON.parse(readFileSync(manifest, 'utf8')) as { type?: unknown }).type;
+        if (type === 'module') return true;
+        if (type === 'commonjs') return false;
+        break;
+      }
+      if (dirname(dir) === dir) break;
+    }
+    // No "type": Node 22+ runs a file with import or export statements as an ES module.
+    return /^\s*(import|export)\s/m.test(readFileSync(file, 'utf8'));
+  } catch {
+    // Unknown: hook ES modules too, at their cost, rather than miss a pool.
+    return true;
+  }
+}
+
+// module.registerHooks() runs import-in-the-middle's loader in-thread from Node 22.22.3,
+// 24.11.1 and 25.1 on (its own supportsSyncHooks(), which is an ES module).
+function syncHooks(): boolean {
+  if (typeof (Module as { registerHooks?: unknown }).registerHooks !== 'function') return false;
+  const [major = 0, minor = 0, patch = 0] = process.versions.node.split('.').map(Number);
+  if (major >= 26) return true;
+  if (major === 25) return minor >= 1;
+  if (major === 24) return minor > 11 || (minor === 11 && patch >= 1);
+  if (major === 22) return minor > 22 || (minor === 22 && patch >= 3);
+  return false;
+}
+
+const host = globalThis as { [loaded]?: true };
+if (host[loaded] !== true) {
+  host[loaded] = true;
+  try {
+    start();
+  } catch (error) {
+    say(`could not start (${(error as Error)?.message ?? String(error)}); the app runs unwatched.`);
+  }
+}
