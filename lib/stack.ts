@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { relative, isAbsolute, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -84,6 +85,25 @@ export function libraryMatcher(libraries: readonly string[]): (file: string) => 
 
 const inNodeModules = /[/\\]node_modules[/\\]/;
 
+// Whether a frame's file is on disk, by path, remembered (a stack names few distinct files).
+const onDisk = new Map<string, boolean>();
+const maxRemembered = 10_000;
+
+/**
+ * Whether `file` can be the app's own line. With --enable-source-maps a library's frame
+ * shows the path its source map names, and some (TypeORM's) name a path outside
+ * node_modules that does not exist: that is no line of the app.
+ */
+function isAppFile(file: string): boolean {
+  if (inNodeModules.test(file)) return false;
+  let found = onDisk.get(file);
+  if (found === undefined) {
+    found = existsSync(file);
+    if (onDisk.size < maxRemembered) onDisk.set(file, found);
+  }
+  return found;
+}
+
 /** Finds the app's acquiring line in a captured stack. */
 export function originOf(trace: Trace, isLibrary: (file: string) => boolean): Origin {
   const lines = trace.stack.split('\n');
@@ -98,7 +118,7 @@ export function originOf(trace: Trace, isLibrary: (file: string) => boolean): Or
     if (isInternal(frame) || frame.file!.startsWith(ownRoot) || isLibrary(frame.file!)) continue;
     frames.push(frame);
     // Prefer the app's own code over a framework or ORM it called through.
-    if (app === undefined && !inNodeModules.test(frame.file!)) {
+    if (app === undefined && isAppFile(frame.file!)) {
       app = frame;
       appDepth = captured;
     }
