@@ -80,9 +80,13 @@ export class Detector {
     const owner = owners.get(pool) ?? owners.get(target);
     if (owner !== undefined) {
       if (owner !== shared) {
+        const name = owner.#nameOf(pool, target);
         throw new PoolwatchTypeError(
           codes.alreadyWatched,
-          `This pool is already watched (as "${owner.#nameOf(pool, target)}"); call unwatch(pool) first to watch it with other options.`,
+          owner.#pools.has(pool)
+            ? `This pool is already watched (as "${name}"); call unwatch(pool) first to watch it with other options.`
+            : `This pool is already watched through its core pool or another object that shares it (as "${name}"): ` +
+                'watching either one already covers both. Watch only one of them.',
         );
       }
       owner.#forget(pool, target);

@@ -10,6 +10,8 @@ import { startPostgres } from '../helpers/postgres.js';
 // import of their own. The preload is loaded by name: the package's own build (npm test
 // builds first).
 const root = join(__dirname, '..', '..');
+// Some 30 app starts (ORMs load slowly, more so under coverage): past tap's 30 s default.
+t.setTimeout(10 * 60_000);
 const orms = join(root, 'examples', 'orm');
 
 // Settings from the machine's own environment (and tap's loaders) must not change what the examples see.
