@@ -26,13 +26,15 @@ import pgScenario from './scenarios/pg.mjs';
 import scale from './scenarios/scale.mjs';
 import serviceMariadb from './scenarios/service-mariadb.mjs';
 import service from './scenarios/service.mjs';
+import startup from './scenarios/startup.mjs';
 
 // Timed scenarios (runner.mjs: rounds of variants), then measurements that are not
-// times per cycle (heap growth, report latency): each has `measure({ quick, log })`.
+// times per cycle (heap growth, report latency, the preload's start-up cost): each has
+// `measure({ quick, log })`.
 // The services run in processes of their own, so they do not disturb the in-process
 // ones; they come last, as they are the longest.
 const scenarios = [genericPool, pgScenario, scale, service, serviceMariadb];
-const measurements = [heap, latency, leaks];
+const measurements = [heap, latency, leaks, startup];
 
 const here = dirname(fileURLToPath(import.meta.url));
 const usage = 'usage: node benchmarks/run.mjs [--quick] [--check [--known-gaps]] [--rounds N] [--cycles N] [--json PATH] [--scenario NAME]';

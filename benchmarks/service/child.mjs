@@ -4,7 +4,8 @@
 // parent's IPC messages `{ id, type }` with `{ id, ... }`.
 //
 // Modes: pg `raw`, `control` (a second raw service: the noise control), `default`
-// (watch(pool)), `scope` (default + expressScope()), `always`, `never`, `leaks` (the leak
+// (watch(pool)), `preload` (no watch(): started with --import poolwatch/register), `scope`
+// (default + expressScope()), `always`, `never`, `leaks` (the leak
 // measurement: a low threshold, the request scope, the report routes);
 // mariadb `raw`, `control`, `leakDetection` (mariadb's own leakDetectionTimeout), `poolwatch`.
 import { GCProfiler, getHeapStatistics } from 'node:v8';
@@ -34,6 +35,10 @@ async function pgService() {
   const pool = new pg.Pool({ ...db, max });
   const middleware = [];
   if (mode === 'default') watch(pool);
+  else if (mode === 'preload') {
+    // The preload watched it when it was made.
+    if (detectorOf(pool) === undefined) throw new Error('the preload did not watch the pool');
+  }
   else if (mode === 'scope') {
     watch(pool);
     middleware.push(expressScope());
@@ -41,7 +46,7 @@ async function pgService() {
   else if (mode === 'leaks') {
     watch(pool, { leakThresholdMs: 100, onLeak: (report) => reports.push(plain(report)) });
     middleware.push(expressScope());
-  } else if (mode !== 'raw' && mode !== 'control') throw new Error(`unknown pg service mode "${mode}"`);
+  } else if (mode !== 'raw' && mode !== 'control' && mode !== 'preload') throw new Error(`unknown pg service mode "${mode}"`);
   return { pool, app: createApp(pool, { middleware, reports: mode === 'leaks' }), end: () => pool.end() };
 }
 

@@ -13,6 +13,8 @@ const childPath = fileURLToPath(new URL('./child.mjs', import.meta.url));
 export function startService({ driver, mode, db, tablePrefix }) {
   const child = fork(childPath, [], {
     env: { ...process.env, BENCH_SERVICE: JSON.stringify({ driver, mode, db, tablePrefix }) },
+    // `preload`: the service as is, watched by `node --import poolwatch/register` alone.
+    execArgv: mode === 'preload' ? [...process.execArgv, '--import', 'poolwatch/register'] : process.execArgv,
     // The child's stderr stays visible: an app error (a 500's stack) must not be hidden.
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
