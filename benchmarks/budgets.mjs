@@ -277,6 +277,9 @@ export function evaluateBudgets(results, measurements) {
     ratioRow(results, 'service', 'default', 'same, CPU per request', { metric: 'cpuUs', budget: 1.05 }),
     ratioRow(results, 'service', 'scope', 'same, with the request scope (expressScope())', { throughput: true }),
     ratioRow(results, 'service', 'always', "same, stacks 'always'", { throughput: true }),
+    // Not DESIGN.md rows: the preload watches the pool the way watch() does, so it is held to the same.
+    ratioRow(results, 'service', 'preload', 'same, watched by node --import poolwatch/register alone', { throughput: true }),
+    ratioRow(results, 'service', 'preload', "same, the preload's vs watch()'s (time)", { against: 'default', budget: 1 }),
     ratioRow(results, 'service-mariadb', 'poolwatch', "mariadb service: poolwatch's default vs leakDetectionTimeout (time)", { against: 'leakDetection', budget: 1 }),
     ...leakRows(measurements.leaks),
   ];
