@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { createDetector, watch, unwatch, detectorOf, type ExhaustedEvent, type LeakReport, type MisuseEvent } from '../../lib/index.js';
 import { adapterFor } from '../../lib/adapters/index.js';
 import { mssql } from '../../lib/adapters/mssql.js';
@@ -17,7 +18,29 @@ import { siteOf } from '../helpers/site.js';
 import { poolsOwnMessage } from '../helpers/errors.js';
 import { captureWarnings } from '../helpers/warnings.js';
 
-/** An in-memory connection: what tedious would hand over, with just what a Transaction calls. */
+/** A statement tedious would send: mssql answers its caller from `callback`. */
+interface TdsRequest {
+  readonly sqlTextOrProcedure: string;
+  callback(error: Error | undefined, rowCount: number): void;
+}
+
+/** Statements a connection holds unanswered (their SQL says `waitfor`), oldest first, until `answerHeld()`. */
+const held: TdsRequest[] = [];
+
+/** Answers every held statement: mssql then releases their connections. */
+function answerHeld(): void {
+  for (const request of held.splice(0)) request.callback(undefined, 0);
+}
+
+/** Until `count` statements are held: mssql sends them one setImmediate or more after the app's call. */
+async function heldCount(count: number): Promise<void> {
+  while (held.length < count) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * An in-memory connection: what tedious would hand over, with just what a Transaction and
+ * a Request call. A statement is answered at once with no rows, unless it says `waitfor`.
+ */
 class Conn extends EventEmitter {
   constructor(readonly id: number) {
     super();
@@ -30,6 +53,19 @@ class Conn extends EventEmitter {
   }
   rollbackTransaction(callback: (error?: Error) => void): void {
     setImmediate(callback);
+  }
+  execSql(request: TdsRequest): void {
+    this.#run(request);
+  }
+  execSqlBatch(request: TdsRequest): void {
+    this.#run(request);
+  }
+  callProcedure(request: TdsRequest): void {
+    this.#run(request);
+  }
+  #run(request: TdsRequest): void {
+    if (/waitfor/i.test(request.sqlTextOrProcedure)) held.push(request);
+    else setImmediate(() => request.callback(undefined, 0));
   }
 }
 
@@ -45,6 +81,19 @@ interface TarnPool {
   readonly destroyed: boolean;
 }
 
+/** What a query resolves to. */
+interface Result {
+  readonly recordsets: unknown[];
+  readonly rowsAffected: number[];
+}
+
+interface Request {
+  query(command: string): Promise<Result>;
+  query(command: string, callback: (error: Error | null, result?: Result) => void): Request;
+  execute(procedure: string): Promise<Result>;
+  batch(batch: string): Promise<Result>;
+}
+
 interface ConnectionPool {
   acquire(requester?: unknown): Promise<Conn>;
   acquire(requester: unknown, callback: (error: Error | null, conn?: Conn, config?: object) => void): ConnectionPool;
@@ -52,7 +101,10 @@ interface ConnectionPool {
   connect(): Promise<ConnectionPool>;
   close(): Promise<ConnectionPool>;
   transaction(): Transaction;
-  request(): object;
+  request(): Request;
+  query(command: string): Promise<Result>;
+  query(strings: TemplateStringsArray, ...values: unknown[]): Promise<Result>;
+  batch(batch: string): Promise<Result>;
   on(event: 'error', listener: (error: Error) => void): ConnectionPool;
   readonly available: number;
   readonly config: { pool?: object };
@@ -64,20 +116,36 @@ interface ConnectionPool {
 
 interface Transaction {
   begin(): Promise<Transaction>;
+  begin(isolationLevel: number | undefined, callback: (error?: Error) => void): Transaction;
   commit(): Promise<void>;
   rollback(): Promise<void>;
+  request(): Request;
+}
+
+interface PreparedStatement {
+  prepare(statement: string): Promise<PreparedStatement>;
+  unprepare(): Promise<void>;
 }
 
 interface Mssql {
   ConnectionPool: new (config: object) => ConnectionPool;
   Transaction: new (parent: ConnectionPool) => Transaction;
-  PreparedStatement: new (parent: ConnectionPool) => object;
-  Request: new (parent: ConnectionPool) => object;
+  PreparedStatement: new (parent: ConnectionPool | Transaction) => PreparedStatement;
+  Request: new (parent: ConnectionPool | Transaction) => Request;
+}
+
+/** mssql's base classes, whose prototypes hold the methods every driver's objects inherit. */
+interface MssqlBase {
+  Transaction: { prototype: object };
+  Request: { prototype: object };
+  PreparedStatement: { prototype: object };
 }
 
 const load = createRequire(__filename);
 const sql = load('mssql') as Mssql;
 const version = (load('mssql/package.json') as { version: string }).version;
+const base = load('mssql/lib/base') as MssqlBase;
+const baseIndex = Object.keys(load.cache).find((file) => file.endsWith(join('mssql', 'lib', 'base', 'index.js')))!;
 const site = (marker: string) => siteOf(__filename, marker);
 
 let ids = 0;
@@ -332,7 +400,7 @@ t.test(`mssql ${version}`, async (t) => {
     const tx = new sql.Transaction(pool);
     await tx.begin();
     t.equal(detector.leases().length, 1);
-    t.equal(detector.leases()[0]!.via, 'acquire');
+    t.equal(detector.leases()[0]!.via, 'begin');
     await tx.commit();
     const rolledBack = pool.transaction();
     await rolledBack.begin();
@@ -340,21 +408,218 @@ t.test(`mssql ${version}`, async (t) => {
     t.match(detector.stats().mssql, { open: 0, acquired: 2, released: 2, misuse: 0 });
   });
 
-  t.test('reports a Transaction begun and never ended as a leak, without its app line (mssql acquires for it from a setImmediate)', async (t) => {
+  t.test('reports a Transaction begun and never ended as a leak at its begin() line, however it was made', async (t) => {
     const clock = fakeClock(t);
     const pool = await connected({ max: 2 });
     const { leaks } = watched(t, pool);
-    const tx = new sql.Transaction(pool);
-    await tx.begin(); // BEGIN
+    const made = pool.transaction();
+    await made.begin(); // BEGIN FACTORY
+    const constructed = new sql.Transaction(pool);
+    await constructed.begin(); // BEGIN CONSTRUCTED
     await clock.tickAsync(1000);
-    t.equal(leaks.length, 1);
-    t.match(leaks[0], { kind: 'threshold', pool: 'mssql', heldMs: 1000 });
-    // mssql acquires for a transaction from a setImmediate after begin(): no app frame is on that stack.
-    t.equal(leaks[0]!.callSite, undefined, 'the app line is not known (see the adapter notes)');
+    t.match(leaks, [
+      { kind: 'threshold', pool: 'mssql', heldMs: 1000, via: 'begin' },
+      { kind: 'threshold', pool: 'mssql', via: 'begin' },
+    ]);
+    // mssql acquires for a transaction from a setImmediate after begin(): the line is the one begin() was called on.
+    t.ok(leaks[0]!.callSite?.startsWith(site('// BEGIN FACTORY')), { callSite: leaks[0]!.callSite });
+    t.ok(leaks[1]!.callSite?.startsWith(site('// BEGIN CONSTRUCTED')), { callSite: leaks[1]!.callSite });
+    await made.rollback();
+    await constructed.rollback();
+    await pool.close();
+  });
+
+  t.test("follows the stack policy at begin(): 'always' names its line, 'never' takes no stack and still says begin()", async (t) => {
+    const clock = fakeClock(t);
+    for (const stacks of ['always', 'never'] as const) {
+      const pool = await connected();
+      const detector = createDetector({ leakThresholdMs: 1000, stacks });
+      detector.watch(pool);
+      const leaks: LeakReport[] = [];
+      detector.on('leak', (report) => leaks.push(report));
+      const tx = new sql.Transaction(pool);
+      await tx.begin(); // BEGIN UNDER POLICY
+      await clock.tickAsync(1000);
+      t.match(leaks, [{ via: 'begin' }], stacks);
+      if (stacks === 'always') t.ok(leaks[0]!.callSite?.startsWith(site('// BEGIN UNDER POLICY')), { callSite: leaks[0]!.callSite });
+      else {
+        t.equal(leaks[0]!.callSite, undefined);
+        t.match(leaks[0]!.stack, /no stack was captured \(stacks: 'never'\)/);
+      }
+      await tx.rollback();
+      detector.close();
+      await pool.close();
+    }
+  });
+
+  t.test('reports a statement held on its connection at the line that ran it, and a prepare() never unprepared at its line', async (t) => {
+    const clock = fakeClock(t);
+    const pool = await connected({ max: 5 });
+    const { detector, leaks } = watched(t, pool);
+    const queries = [
+      pool.request().query("waitfor delay '01:00'"), // QUERY
+      new sql.Request(pool).execute('waitfor_orders'), // EXECUTE
+      pool.batch("waitfor delay '01:00'"), // BATCH
+      pool.query`waitfor delay ${'01:00'}`, // TAGGED
+    ];
+    await heldCount(4);
+    const statement = new sql.PreparedStatement(pool);
+    await statement.prepare('select 1'); // PREPARE
+    await clock.tickAsync(1000);
+    const named = (marker: string) => leaks.find((leak) => leak.callSite?.startsWith(site(marker)));
+    t.match(named('// QUERY'), { via: 'query' });
+    t.match(named('// EXECUTE'), { via: 'execute' });
+    t.match(named('// BATCH'), { via: 'batch' });
+    t.match(named('// TAGGED'), { via: 'query' }, "the pool's own query() runs a Request's");
+    t.match(named('// PREPARE'), { via: 'prepare' });
+    t.equal(leaks.length, 5);
+    answerHeld();
+    t.equal((await Promise.all(queries)).length, 4);
+    await statement.unprepare();
+    t.match(detector.stats().mssql, { open: 0, acquired: 5, released: 5, misuse: 0 });
+    await pool.close();
+  });
+
+  t.test("takes no lease for a Transaction's own requests, and leaves none after a committed transaction or a finished query", async (t) => {
+    const clock = fakeClock(t);
+    const pool = await connected({ max: 2 });
+    const { detector, leaks, misuse } = watched(t, pool);
+    const tx = pool.transaction();
+    await tx.begin();
+    await tx.request().query('select 1');
+    await new sql.Request(tx).query('select 2');
+    const statement = new sql.PreparedStatement(tx);
+    await statement.prepare('select 3');
+    await statement.unprepare();
+    t.equal(detector.leases().length, 1, "they run on the transaction's connection");
+    await tx.commit();
+    t.match(await pool.request().query('select 4'), { recordsets: [], rowsAffected: [] });
+    await pool.query('select 5');
+    await clock.tickAsync(5000);
+    t.same(leaks, []);
+    t.same(misuse, []);
+    t.match(detector.stats().mssql, { open: 0, acquired: 3, released: 3 });
+    await pool.close();
+  });
+
+  t.test("keeps mssql's errors, return values and callbacks in the calls it names", async (t) => {
+    const run = async (pool: ConnectionPool) => {
+      const tx = pool.transaction();
+      const begun = await new Promise<{ returned: boolean; error: unknown }>((resolve) => {
+        const returned = tx.begin(undefined, (error) => resolve({ returned: returned === tx, error }));
+      });
+      await tx.commit();
+      const request = pool.request();
+      const queried = await new Promise<{ returned: boolean; error: unknown; result: unknown }>((resolve) => {
+        const returned = request.query('select 1', (error, result) => resolve({ returned: returned === request, error, result }));
+      });
+      let thrown: unknown;
+      try {
+        pool.transaction().begin(999, () => {});
+      } catch (error) {
+        thrown = error;
+      }
+      await pool.close();
+      const closed = await Promise.all([pool.request().query('select 1'), new sql.Transaction(pool).begin(), new sql.PreparedStatement(pool).prepare('select 1')].map((p) => p.then(() => undefined, (error: unknown) => error)));
+      const described = (error: unknown) => {
+        const e = error as (Error & { code?: unknown }) | undefined;
+        return e === undefined ? undefined : { class: e.constructor.name, code: e.code, message: e.message };
+      };
+      return { begun, queried, thrown: described(thrown), closed: closed.map(described) };
+    };
+    const expected = await run(await connected());
+    const pool = await connected();
+    const { detector } = watched(t, pool);
+    const got = await run(pool);
+    t.same(got, expected);
+    t.match(got.thrown, { class: 'TransactionError', message: 'Invalid isolation level.' });
+    t.match(got.closed, [{ code: 'ECONNCLOSED' }, { code: 'ECONNCLOSED' }, { code: 'ECONNCLOSED' }]);
+    t.match(detector.stats().mssql, { open: 0, acquired: 2, released: 2 });
+  });
+
+  t.test("patches mssql's prototypes while one of its pools is watched, and unwatch of the last restores them and the pool", async (t) => {
+    const clock = fakeClock(t);
+    const original = prototypeMethods();
+    const unwatched = inMemory();
+    const first = await connected();
+    const second = await connected();
+    const { detector: one } = watched(t, first);
+    const { detector: two, leaks } = watched(t, second);
+    for (const [method, fn] of Object.entries(prototypeMethods())) t.not(fn, original[method], `${method} is patched`);
+    t.ok(one.unwatch(first));
+    for (const [method, fn] of Object.entries(prototypeMethods())) t.not(fn, original[method], `${method} is still patched for the other pool`);
+    const tx = new sql.Transaction(second);
+    await tx.begin(); // STILL NAMED
+    await clock.tickAsync(1000);
+    t.ok(leaks[0]?.callSite?.startsWith(site('// STILL NAMED')));
     await tx.rollback();
+    t.ok(two.unwatch(second));
+    t.same(Object.keys(prototypeMethods()), Object.keys(original));
+    for (const [method, fn] of Object.entries(prototypeMethods())) t.equal(fn, original[method], `${method} is mssql's own again`);
+    for (const pool of [first, second]) {
+      t.same(
+        ['acquire', 'release', 'request', 'transaction'].map((m) => [m, Object.hasOwn(pool, m), (pool as unknown as Record<string, unknown>)[m] === (unwatched as unknown as Record<string, unknown>)[m]]),
+        ['acquire', 'release', 'request', 'transaction'].map((m) => [m, false, true]),
+      );
+    }
+    await first.close();
+    await second.close();
+  });
+
+  t.test("in a bundle, where mssql is not in require's cache, names the lines of objects the pool's request() and transaction() make", async (t) => {
+    const clock = fakeClock(t);
+    const original = prototypeMethods();
+    const pool = await connected({ max: 3 });
+    // How a bundled app looks to poolwatch: mssql's modules are not in require's cache.
+    const cached = load.cache[baseIndex]!;
+    delete load.cache[baseIndex];
+    const { detector, leaks } = watched(t, pool);
+    load.cache[baseIndex] = cached;
+    for (const [method, fn] of Object.entries(prototypeMethods())) t.equal(fn, original[method], `${method} is left alone`);
+    const made = pool.transaction();
+    await made.begin(); // BUNDLED BEGIN
+    const query = pool.request().query("waitfor delay '01:00'"); // BUNDLED QUERY
+    await heldCount(1);
+    const constructed = new sql.Transaction(pool);
+    await constructed.begin();
+    await clock.tickAsync(1000);
+    t.equal(leaks.length, 3);
+    t.match(
+      leaks.find((leak) => leak.callSite?.startsWith(site('// BUNDLED BEGIN'))),
+      { via: 'begin' },
+    );
+    t.match(
+      leaks.find((leak) => leak.callSite?.startsWith(site('// BUNDLED QUERY'))),
+      { via: 'query' },
+    );
+    t.match(
+      leaks.filter((leak) => leak.callSite === undefined),
+      [{ via: 'acquire' }],
+      'a Transaction made by its constructor is not named: the gap a bundle leaves',
+    );
+    answerHeld();
+    await query;
+    await made.commit();
+    await constructed.commit();
+    const later = pool.transaction();
+    t.ok(detector.unwatch(pool));
+    t.notOk(Object.hasOwn(pool, 'request') || Object.hasOwn(pool, 'transaction'), "the pool's factories are its own again");
+    // Made while the pool was watched, its own begin() only calls through now.
+    await later.begin();
+    await later.commit();
     await pool.close();
   });
 });
+
+/** The base prototypes' methods poolwatch patches, as they are now. */
+function prototypeMethods(): Record<string, unknown> {
+  const methods = { Transaction: ['begin'], Request: ['query', 'execute', 'batch', 'bulk'], PreparedStatement: ['prepare'] } as const;
+  return Object.fromEntries(
+    Object.entries(methods).flatMap(([kind, keys]) =>
+      keys.map((key) => [`${kind}.${key}`, Object.getOwnPropertyDescriptor(base[kind as keyof MssqlBase].prototype, key)?.value as unknown]),
+    ),
+  );
+}
 
 /**
  * Swaps the tarn pool for one that forwards everything mssql calls but does not show which

@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { join, sep } from 'node:path';
 import { tarnHolds, type TarnInternals } from './tarn.js';
 import type { Internals, Shape } from './probe.js';
 
@@ -57,4 +59,62 @@ export function mssqlHolds(pool: MssqlPoolInternals, resource: unknown): boolean
 export function idleOf(pool: MssqlPoolInternals): number | undefined {
   if (pool.pool === undefined || pool.pool === null) return 0;
   return pool.available;
+}
+
+/** A class whose prototype's methods are patched: mssql's base Transaction, Request or PreparedStatement. */
+export interface MssqlClass {
+  readonly prototype: object;
+}
+
+/**
+ * mssql's base classes, which every driver's (tedious, msnodesqlv8) Transaction, Request
+ * and PreparedStatement extend without overriding their public methods: `begin()`,
+ * `query()`, `execute()`, `batch()`, `bulk()`, `prepare()` are the base prototype's own.
+ * Each object keeps what it acquires from in `parent` (a ConnectionPool, or a Transaction
+ * or PreparedStatement, which lend their own connection), and acquires one setImmediate or
+ * more after those calls with `parent.acquire(itself, callback)`.
+ */
+export interface MssqlBase {
+  readonly Transaction: MssqlClass;
+  readonly Request: MssqlClass;
+  readonly PreparedStatement: MssqlClass;
+}
+
+const baseIndex = `${sep}lib${sep}base${sep}index.js`;
+
+// An own data property, read without running a getter.
+function own(value: object, key: string): unknown {
+  return Object.getOwnPropertyDescriptor(value, key)?.value as unknown;
+}
+
+const isClass = (value: unknown): value is MssqlClass =>
+  typeof value === 'function' && typeof (value as { prototype?: unknown }).prototype === 'object' && (value as { prototype: unknown }).prototype !== null;
+
+/**
+ * The base classes of the mssql copy that made `pool`: read from mssql's `lib/base/index.js`
+ * (it exports `ConnectionPool`, `Transaction`, `Request`, `PreparedStatement`) in
+ * CommonJS's module cache, which ES imports of mssql fill too; the copy is the one whose
+ * `ConnectionPool` is on the pool's prototype chain. Nothing is loaded. Undefined when
+ * mssql's modules are not in the cache (a bundled app) or lay out otherwise.
+ * Checked on mssql 7.0.0, 9.0.0 and 12.7.14 by reading their source; tested on 12.7.14.
+ */
+export function mssqlBaseOf(pool: object): MssqlBase | undefined {
+  const chain = new Set<unknown>();
+  for (let o = Object.getPrototypeOf(pool) as object | null; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    const ctor = own(o, 'constructor');
+    if (typeof ctor === 'function') chain.add(ctor);
+  }
+  const cache = createRequire(join(process.cwd(), 'noop.js')).cache;
+  for (const file of Object.keys(cache)) {
+    if (!file.endsWith(baseIndex)) continue;
+    const exported = cache[file]?.exports as unknown;
+    if (typeof exported !== 'object' || exported === null) continue;
+    const ConnectionPool = own(exported, 'ConnectionPool');
+    if (typeof ConnectionPool !== 'function' || !chain.has(ConnectionPool)) continue;
+    const Transaction = own(exported, 'Transaction');
+    const Request = own(exported, 'Request');
+    const PreparedStatement = own(exported, 'PreparedStatement');
+    return isClass(Transaction) && isClass(Request) && isClass(PreparedStatement) ? { Transaction, Request, PreparedStatement } : undefined;
+  }
+  return undefined;
 }
