@@ -10,19 +10,11 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { readSettings } from './preload/env.js';
-import { configure, patches, patchNamespace } from './preload/hooks.js';
+import { configure, patches, patchNamespace, say } from './preload/hooks.js';
 import { startLog } from './preload/log.js';
 
 // Loaded twice (by -r and --import, or by two copies of poolwatch), it hooks once.
 const loaded = Symbol.for('poolwatch.register');
-
-function say(line: string): void {
-  try {
-    process.stderr.write(`poolwatch: ${line}\n`);
-  } catch {
-    // A closed stderr must not break the app.
-  }
-}
 
 function start(): void {
   const read = readSettings(process.env);

@@ -16,7 +16,8 @@ const refused = new Set<string>();
 // While knex builds its own tarn pool: knex is watched as a whole, its pool is not watched again.
 let insideKnex = 0;
 
-function say(line: string): void {
+/** One line on stderr, never a throw. */
+export function say(line: string): void {
   try {
     process.stderr.write(`poolwatch: ${line}\n`);
   } catch {
@@ -57,7 +58,8 @@ function watchingClass(Base: AnyClass, library: string, skip?: () => boolean): A
     Watching = class extends Base {
       constructor(...args: unknown[]) {
         super(...args);
-        if (skip === undefined || !skip()) adopt(this, library);
+        // A constructor that returned something else (mssql's, for a config it rejects) made no pool.
+        if (this instanceof Base && (skip === undefined || !skip())) adopt(this, library);
       }
     };
     // Error messages and logs that name the pool's class see the library's name.
