@@ -3,12 +3,16 @@
  * through `sql.reserve()`/`release()`; there is no destroy of one reserved connection.
  * Here too: transactions (`sql.begin`), which hold a connection until they settle, and
  * queries, which are not leases (see lib/adapters/postgres.ts).
+ *
+ * Every test runs against the oldest postgres.js the whole suite passes on, 3.4.7, and the
+ * newest (test/helpers/versions.ts). Before 3.4.7 a reserve() that opens a new connection
+ * never resolves (3.4.6 runs it as a query, an uncaught TypeError); before 3.4.6 a reserve()
+ * whose connection fails never rejects; before 3.4.2 a begin whose connection is killed
+ * never settles.
  */
 import t, { type Test } from 'tap';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import createKnex from 'knex';
 import { createDetector, watch, unwatch, detectorOf, type Detector, type LeakReport, type LeaseInfo, type MisuseEvent, type WatchOptions } from '../../lib/index.js';
 import type { ExhaustedEvent } from '../../lib/exhaustion.js';
@@ -19,6 +23,7 @@ import { siteOf } from '../helpers/site.js';
 import { captureWarnings } from '../helpers/warnings.js';
 import { poolsOwnMessage } from '../helpers/errors.js';
 import { distinctive, expectNoSecrets, payloadEvents, probeSecrets } from '../helpers/secrets.js';
+import { postgresVersions } from '../helpers/versions.js';
 
 type Sql = postgres.Sql;
 type ReservedSql = postgres.ReservedSql;
@@ -46,14 +51,16 @@ function connecting<T>(acquire: T): T {
   return acquire;
 }
 
-const installed = (): string => {
-  let dir = dirname(require.resolve('postgres'));
-  while (!dir.endsWith(join('node_modules', 'postgres'))) dir = dirname(dir);
-  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
-};
+// One server for the file, which both versions' tests share.
+let db: PostgresConfig;
+t.before(async () => {
+  db = await startPostgres(t);
+});
 
-t.test(`postgres.js ${installed()}`, async (t) => {
-  const db: PostgresConfig = await startPostgres(t);
+// Every test below runs once per version, as a subtest named by it (`postgres 3.4.7 (oldest)`).
+// `postgres` is that copy's CommonJS build; `importEsm` imports its ES module build.
+for (const { label, postgres, importEsm } of postgresVersions()) t.test(label, async (t) => {
+  const version = label.split(' ')[1];
   const options = (extra: postgres.Options<{}> = {}): postgres.Options<{}> => ({ ...db, onnotice: () => {}, ...extra });
   /** A new instance closed at teardown: every test gives back what it holds, or end() would wait for it. */
   const open = (t: Test, extra: postgres.Options<{}> = {}): Sql => {
@@ -123,7 +130,7 @@ t.test(`postgres.js ${installed()}`, async (t) => {
   });
 
   t.test('watches an instance made by the ES module build too', async (t) => {
-    const { default: esmPostgres } = (await import('postgres')) as { default: typeof postgres };
+    const esmPostgres = await importEsm();
     t.not(esmPostgres, postgres, 'another copy of postgres.js: src/, not cjs/');
     const sql = esmPostgres(options({ max: 1 }));
     t.teardown(() => sql.end());
@@ -373,7 +380,7 @@ t.test(`postgres.js ${installed()}`, async (t) => {
     const reserved = await sql.reserve();
     t.same(detector.stats().postgres!.capabilities, {
       library: 'postgres',
-      version: installed(),
+      version,
       checked: '>=3.4.0 <4',
       can: { misuse: true, capacity: true, idle: false, acquireTimeout: false, exhaustion: false, destroys: false, handover: false, activity: false },
       degraded: [],

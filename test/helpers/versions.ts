@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type * as GenericPool from 'generic-pool';
 import type * as Tarn from 'tarn';
 import type * as Mariadb from 'mariadb';
@@ -21,6 +22,7 @@ import type Mysql2 from 'mysql2';
 import type Mysql2Promise from 'mysql2/promise';
 import type Pg from 'pg';
 import type CreateKnex from 'knex';
+import type Postgres from 'postgres';
 
 type Require = ReturnType<typeof createRequire>;
 type Age = 'oldest' | 'newest';
@@ -70,6 +72,19 @@ export const mariadbVersions = matrix(named('mariadb'), (age) => ({ mariadb: fro
 export const genericPoolVersions = matrix(named('generic-pool'), (age) => ({ genericPool: from(age)('generic-pool') as typeof GenericPool }));
 
 export const tarnVersions = matrix(named('tarn'), (age) => ({ tarn: from(age)('tarn') as typeof Tarn }));
+
+/**
+ * postgres.js's CommonJS build (cjs/, what require() loads), and the ES module build of the
+ * same copy (src/, what import loads: another copy of its code), imported on request.
+ */
+export const postgresVersions = matrix(named('postgres'), (age) => {
+  // Its main is <copy>/cjs/src/index.js; the ES module build is <copy>/src/index.js.
+  const esm = join(dirname(from(age).resolve('postgres')), '..', '..', 'src', 'index.js');
+  return {
+    postgres: from(age)('postgres') as typeof Postgres,
+    importEsm: async () => ((await import(pathToFileURL(esm).href)) as { default: typeof Postgres }).default,
+  };
+});
 
 /** knex's factory. Either copy loads the project's drivers (pg, mysql2) and the tarn its range resolves to. */
 const knexName = (age: Age) => (age === 'oldest' ? 'knex-oldest' : 'knex');

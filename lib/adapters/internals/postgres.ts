@@ -15,6 +15,8 @@ import type { Internals } from './probe.js';
  */
 export interface PostgresInternals {
   readonly options?: { readonly max?: number };
+  /** The copy's error class: an instance is a plain function, so this tells which copy made it. */
+  readonly PostgresError?: { readonly prototype?: unknown };
 }
 
 export const postgresInternals: Internals<PostgresInternals> = {
@@ -22,6 +24,7 @@ export const postgresInternals: Internals<PostgresInternals> = {
   checked: '>=3.4.0 <4',
   offers: ['misuse', 'capacity'],
   shapes: [{ name: 'sql.options.max', serves: ['capacity'], present: (sql) => typeof sql.options?.max === 'number' }],
+  related: (sql) => [sql.PostgresError?.prototype],
 };
 
 /** The codes postgres.js gives an error when the connection itself went away. */
