@@ -79,17 +79,19 @@ export class Detector {
     const target = adapter.underlying?.(pool) ?? pool;
     const owner = owners.get(pool) ?? owners.get(target);
     if (owner !== undefined) {
+      const existing = owner.#find(pool, target)!;
       if (owner !== shared) {
-        const name = owner.#nameOf(pool, target);
+        const name = owner.#pools.get(existing)!.name;
         throw new PoolwatchTypeError(
           codes.alreadyWatched,
-          owner.#pools.has(pool)
+          existing === pool
             ? `This pool is already watched (as "${name}"); call unwatch(pool) first to watch it with other options.`
             : `This pool is already watched through its core pool or another object that shares it (as "${name}"): ` +
                 'watching either one already covers both. Watch only one of them.',
         );
       }
-      owner.#forget(pool, target);
+      // The default detector gives the pool up to the app's own watch().
+      owner.unwatch(existing);
     }
     const name = resolved.name ?? this.#freeName(adapter.defaultName);
     if (resolved.name !== undefined && this.#nameTaken(name)) {
@@ -105,27 +107,18 @@ export class Detector {
     return pool;
   }
 
-  // The name of the watched pool that is `pool` or instruments `target`.
-  #nameOf(pool: object, target: object): string {
-    for (const [watched, entry] of this.#pools) {
-      if (watched === pool || watched === target || this.#underlying.get(watched) === target) return entry.name;
+  // The watched pool that is `pool`, or `target`, or instruments `target` too.
+  #find(pool: object, target: object): object | undefined {
+    for (const watched of this.#pools.keys()) {
+      if (watched === pool || watched === target || this.#underlying.get(watched) === target) return watched;
     }
-    return '?';
-  }
-
-  // Unwatches the pool that is `pool` or instruments `target`: the default detector giving a pool up.
-  #forget(pool: object, target: object): void {
-    for (const watched of [...this.#pools.keys()]) {
-      if (watched === pool || watched === target || this.#underlying.get(watched) === target) this.unwatch(watched);
-    }
+    return undefined;
   }
 
   /** Restores `pool`'s own methods and forgets its leases. Returns whether it was watched by this detector. */
   unwatch(pool: object): boolean {
-    // Given what a watched pool instruments (a promise pool's core): unwatch that pool.
-    if (!this.#pools.has(pool)) for (const [watched, target] of this.#underlying) if (target === pool) pool = watched;
-    // Given a promise wrapper of a watched core pool: unwatch the core.
-    if (!this.#pools.has(pool)) pool = underlyingOf(pool) ?? pool;
+    // Given a core pool watched through its promise wrapper, or a wrapper of a watched core: that pool.
+    if (!this.#pools.has(pool)) pool = this.#find(pool, underlyingOf(pool) ?? pool) ?? pool;
     const watched = this.#pools.get(pool);
     if (watched === undefined) return false;
     watched.uninstall();

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { createPool } from 'generic-pool';
+import { createPool as createMysqlPool } from 'mysql2';
 import { watch, unwatch, createDetector, defaultDetector, detectorOf, codes } from '../../lib/index.js';
 
 const pool = () => createPool({ create: async () => ({}), destroy: async () => {} }, { max: 2 });
@@ -45,4 +46,24 @@ t.test('a pool an app detector watches is still refused to a second one', async 
   t.equal(detectorOf(p), first);
   first.close();
   await p.drain();
+});
+
+t.test('a mysql2 promise pool and its core pool are one pool to detectorOf(), watch() and unwatch()', async (t) => {
+  // No query is sent: a mysql2 pool connects on first use.
+  const core = createMysqlPool({ host: '127.0.0.1', port: 1 });
+  const wrapper = core.promise();
+  t.teardown(() => core.end());
+  defaultDetector().watch(core);
+  t.equal(detectorOf(wrapper), defaultDetector(), 'the wrapper is watched through its core');
+  // The app watches the wrapper: its detector takes the shared core over.
+  const mine = createDetector();
+  mine.watch(wrapper, { name: 'mine' });
+  t.equal(detectorOf(core), mine);
+  t.equal(detectorOf(wrapper), mine);
+  t.same(Object.keys(defaultDetector().stats()), []);
+  // A second app detector is refused, in words that say why.
+  t.throws(() => createDetector().watch(core), { code: codes.alreadyWatched, message: /through its core pool or another object that shares it \(as "mine"\)/ });
+  // Either object unwatches the one pool.
+  t.ok(unwatch(core));
+  t.equal(detectorOf(wrapper), undefined);
 });
