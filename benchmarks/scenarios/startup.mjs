@@ -29,6 +29,7 @@ function once(args) {
 
 export default {
   name: 'startup',
+  description: "the preload's start-up cost: wall time of a process loading Express and pg, making a pool and ending, with and without poolwatch/register",
   async measure({ quick, log }) {
     const rounds = quick ? 10 : 30;
     const times = Object.fromEntries(variants.map((v) => [v.name, []]));
