@@ -7,6 +7,7 @@ import { resolveDetectorOptions, resolveWatchOptions, type DetectorOptions, type
 import { WatchedPool, type DetectorHost, type PoolStats } from './watched-pool.js';
 import type { LeaseInfo } from './lease.js';
 import { LeakReport } from './report.js';
+import type { PoolSizing } from './sizing.js';
 
 // setTimeout's longest delay (2^31 - 1 ms, ~24.8 days).
 const maxTimerMs = 2_147_483_647;
@@ -29,7 +30,7 @@ export function watchingDetectors(): Detector[] {
 /** What `detector.snapshot()` returns: plain data, ready for `JSON.stringify`. */
 export interface DetectorSnapshot {
   readonly takenAt: string;
-  readonly pools: Readonly<Record<string, { readonly stats: PoolStats; readonly leases: readonly LeaseInfo[] }>>;
+  readonly pools: Readonly<Record<string, { readonly stats: PoolStats; readonly leases: readonly LeaseInfo[]; readonly sizing: PoolSizing }>>;
 }
 
 /** The detector watching `pool`, or undefined. */
@@ -189,8 +190,12 @@ export class Detector {
    */
   snapshot(): DetectorSnapshot {
     // Built from entries, so a pool named `__proto__` is a key like any other, not the prototype.
-    const pools: Record<string, { stats: PoolStats; leases: LeaseInfo[] }> = Object.fromEntries(
-      [...this.#pools.values()].map((watched) => [watched.name, { stats: watched.stats(), leases: [...watched.ledger].map((lease) => lease.toJSON() as LeaseInfo) }]),
+    const at = now();
+    const pools: Record<string, { stats: PoolStats; leases: LeaseInfo[]; sizing: PoolSizing }> = Object.fromEntries(
+      [...this.#pools.values()].map((watched) => [
+        watched.name,
+        { stats: watched.stats(), leases: [...watched.ledger].map((lease) => lease.toJSON() as LeaseInfo), sizing: watched.sizing(at) },
+      ]),
     );
     return { takenAt: new Date().toISOString(), pools };
   }
@@ -232,6 +237,16 @@ export class Detector {
   /** The id of the latest lease handed over by any pool of this detector (0 before any). */
   get lastLeaseId(): number {
     return this.#leaseIds;
+  }
+
+  /**
+   * Per pool, its load over the last minute (or since `watch()` when sooner) and the size
+   * that serves it: acquires per second, hold times, peaks, the connections the load
+   * needed (Little's law) and a suggested `max` with its reason.
+   */
+  sizing(): PoolSizing[] {
+    const at = now();
+    return [...this.#pools.values()].map((watched) => Object.freeze(watched.sizing(at)));
   }
 
   /** Figures per pool, by pool name. */

@@ -8,6 +8,7 @@ export type { LeaseInfo } from './lease.js';
 export type { LeakKind, FormatOptions } from './report.js';
 export type { DetectorEvents, EventName, MisuseEvent, MisuseKind, LeakReleasedEvent } from './events.js';
 export type { PoolStats } from './watched-pool.js';
+export type { PoolSizing } from './sizing.js';
 export type { Capability, CapabilityManifest, Lost } from './adapters/internals/probe.js';
 export type { DetectorSnapshot } from './detector.js';
 export type { ExhaustedEvent, ExhaustionReason, HolderGroup } from './exhaustion.js';

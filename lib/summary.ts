@@ -40,6 +40,25 @@ export class Summary {
   max = 0;
   readonly #buckets = new Float64Array(bucketCount);
 
+  /** Forgets every value: for a window's slot being reused. */
+  clear(): void {
+    this.count = 0;
+    this.total = 0;
+    this.min = Infinity;
+    this.max = 0;
+    this.#buckets.fill(0);
+  }
+
+  /** Adds every value of `other`, as if each had been added here. */
+  absorb(other: Summary): void {
+    if (other.count === 0) return;
+    this.count += other.count;
+    this.total += other.total;
+    if (other.min < this.min) this.min = other.min;
+    if (other.max > this.max) this.max = other.max;
+    for (let i = 0; i < bucketCount; i++) this.#buckets[i]! += other.#buckets[i]!;
+  }
+
   add(ms: number): void {
     this.count++;
     this.total += ms;

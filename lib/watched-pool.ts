@@ -9,6 +9,7 @@ import { Ledger } from './ledger.js';
 import { LeakReport, formatDuration, type LeakKind } from './report.js';
 import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
+import { LoadWindow, type PoolSizing } from './sizing.js';
 import { fullDepth, captureTrace, libraryMatcher, originOf, type Origin, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
@@ -123,6 +124,8 @@ export class WatchedPool implements Tracker {
   readonly capacity: number;
   readonly #held = new Summary();
   readonly #waited = new Summary();
+  // The last minute's load, for sizing().
+  readonly #load = new LoadWindow(now());
   /** Requests that found every connection leased and are still waiting, oldest first. */
   readonly #queued = new Set<Lease>();
   readonly #hurtingWaitMs: number;
@@ -194,6 +197,7 @@ export class WatchedPool implements Tracker {
   begin(caller: Function, via?: string, given?: Trace | null): Lease {
     const at = now();
     this.#waiting++;
+    this.#load.requested(at);
     // Every connection is leased: this request will wait.
     const queued = this.ledger.size >= this.capacity;
     let trace = given ?? null;
@@ -270,6 +274,7 @@ export class WatchedPool implements Tracker {
       if (stale !== undefined) this.#close(stale, at, false);
       this.#acquired++;
       if (this.ledger.size > this.#peakOpen) this.#peakOpen = this.ledger.size;
+      this.#load.acquired(at, this.ledger.size);
       this.#waited.add(at - lease.requestedMono);
       if (lease.deadline !== Infinity) this.host.schedule(lease.deadline);
       // What most acquires skip, kept out of line so this path stays small enough to inline.
@@ -317,6 +322,7 @@ export class WatchedPool implements Tracker {
     // A pending lease's deadline is its wait check; the handover sets its hold deadline.
     lease.deadline = at + this.#hurtingWaitMs;
     this.#queued.add(lease);
+    this.#load.queued(at, this.#queued.size);
     this.host.schedule(lease.deadline);
   }
 
@@ -382,6 +388,7 @@ export class WatchedPool implements Tracker {
     this.ledger.remove(lease);
     const heldMs = at - lease.acquiredMono;
     this.#held.add(heldMs);
+    this.#load.released(at, heldMs);
     this.#sampler.held(heldMs);
     if (destroyed) this.#destroyed++;
     else this.#released++;
@@ -551,6 +558,11 @@ export class WatchedPool implements Tracker {
     // 1st, 10th, 100th… leak from one line: a leaking loop does not flood the log.
     if (logLeak.enabled && isPowerOfTen(occurrence)) logLeak('%s', occurrence === 1 ? report.message : `${report.message} (leak ${occurrence} from this line)`);
     return report;
+  }
+
+  /** The last minute's load and the size that serves it. */
+  sizing(at: number): PoolSizing {
+    return this.#load.sizing(this.name, at, this.capacity);
   }
 
   stats(): PoolStats {

@@ -83,6 +83,15 @@ export function registerOtelMetrics(detector: Detector, options: OtelMetricsOpti
     unit: 's',
     advice: { explicitBucketBoundaries: secondsBuckets },
   });
+  // Sizing, read at collection: the connections the last minute's load needed, and the max that serves it.
+  const needed = meter.createObservableGauge('poolwatch.connection.needed', {
+    description: "Connections the last minute's load kept busy on average (Little's law: acquires per second × mean hold).",
+    unit: '{connection}',
+  });
+  const suggestedMax = meter.createObservableGauge('poolwatch.connection.suggested_max', {
+    description: "The pool size that covers the p99 of the last minute's demand with 25% headroom.",
+    unit: '{connection}',
+  });
   const leaks: Counter = meter.createCounter('poolwatch.leaks', {
     description: 'Connection leases reported as leaks, by kind.',
     unit: '{leak}',
@@ -99,7 +108,7 @@ export function registerOtelMetrics(detector: Detector, options: OtelMetricsOpti
     return attributes;
   };
 
-  const observables: Observable[] = [count, max, pending, timeouts];
+  const observables: Observable[] = [count, max, pending, timeouts, needed, suggestedMax];
   const observe = (result: BatchObservableResult): void => {
     for (const [pool, stats] of Object.entries(detector.stats())) {
       const attributes = attributesOf(pool);
@@ -108,6 +117,11 @@ export function registerOtelMetrics(detector: Detector, options: OtelMetricsOpti
       if (stats.capacity !== undefined) result.observe(max, stats.capacity, attributes.pool);
       result.observe(pending, stats.waiting, attributes.pool);
       result.observe(timeouts, stats.timeouts, attributes.pool);
+    }
+    for (const sizing of detector.sizing()) {
+      const attributes = attributesOf(sizing.pool);
+      result.observe(needed, sizing.neededConnections, attributes.pool);
+      if (sizing.suggestedMax !== undefined) result.observe(suggestedMax, sizing.suggestedMax, attributes.pool);
     }
   };
   const onAcquire = (lease: LeaseInfo): void => waitTime.record(lease.waitedMs / 1000, attributesOf(lease.pool).pool);

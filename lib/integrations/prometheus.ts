@@ -89,6 +89,28 @@ class RegistryMetrics {
         for (const [pool, s] of stats()) timeouts.inc({ [poolLabel]: pool }, s.timeouts);
       },
     });
+    // Sizing, read at scrape time: the connections the last minute's load needed, and the max that serves it.
+    const sizing = () => [...this.detectors].flatMap((detector) => detector.sizing());
+    const needed = new Gauge({
+      name: 'poolwatch_connections_needed',
+      help: "Connections the last minute's load kept busy on average (Little's law: acquires per second times mean hold).",
+      labelNames: [poolLabel],
+      registers,
+      collect: () => {
+        needed.reset();
+        for (const s of sizing()) needed.inc({ [poolLabel]: s.pool }, s.neededConnections);
+      },
+    });
+    const suggested = new Gauge({
+      name: 'poolwatch_suggested_max',
+      help: "The pool size that covers the p99 of the last minute's demand with 25% headroom.",
+      labelNames: [poolLabel],
+      registers,
+      collect: () => {
+        suggested.reset();
+        for (const s of sizing()) if (s.suggestedMax !== undefined) suggested.inc({ [poolLabel]: s.pool }, s.suggestedMax);
+      },
+    });
     this.waitTime = new Histogram({
       name: 'db_client_connection_wait_time_seconds',
       help: 'The time it took to obtain an open connection from the pool.',
@@ -109,7 +131,7 @@ class RegistryMetrics {
       labelNames: [poolLabel, kindLabel],
       registers,
     });
-    this.names = ['db_client_connection_count', 'db_client_connection_max', 'db_client_connection_pending_requests', 'db_client_connection_timeouts_total', 'db_client_connection_wait_time_seconds', 'db_client_connection_use_time_seconds', 'poolwatch_leaks_total'];
+    this.names = ['db_client_connection_count', 'db_client_connection_max', 'db_client_connection_pending_requests', 'db_client_connection_timeouts_total', 'db_client_connection_wait_time_seconds', 'db_client_connection_use_time_seconds', 'poolwatch_leaks_total', 'poolwatch_connections_needed', 'poolwatch_suggested_max'];
   }
 
   waited(pool: string): Observer {

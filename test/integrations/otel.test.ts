@@ -161,3 +161,21 @@ t.test('rejects what is not a detector, unknown options and a bad meter provider
   t.throws(() => registerOtelMetrics(detector, { meterProvidr: 1 } as never), { code: 'POOLWATCH_INVALID_OPTION', message: /meterProvidr/ });
   t.throws(() => registerOtelMetrics(detector, { meterProvider: {} as never }), { code: 'POOLWATCH_INVALID_OPTION', message: /meterProvider/ });
 });
+
+t.test("exports the last minute's sizing: the connections its load needed and the max that serves it", async (t) => {
+  const { clock, reader, meterProvider, detector, pool } = setup(t, { max: 10 });
+  registerOtelMetrics(detector, { meterProvider });
+  const quiet = await reader.read();
+  t.same(points(quiet, 'poolwatch.connection.needed'), { main: 0 });
+  t.same(points(quiet, 'poolwatch.connection.suggested_max'), {}, 'no load, no suggestion');
+  // 10 acquires a second, each held 500 ms, for 20 s: 5 connections busy.
+  for (let i = 0; i < 200; i++) {
+    void pool.acquire().then((conn) => setTimeout(() => void pool.release(conn), 500));
+    await clock.tickAsync(100);
+  }
+  const loaded = await reader.read();
+  t.same(points(loaded, 'poolwatch.connection.needed'), { main: detector.sizing()[0]!.neededConnections });
+  t.same(points(loaded, 'poolwatch.connection.suggested_max'), { main: 7 });
+  t.match(loaded.get('poolwatch.connection.suggested_max')!.descriptor, { unit: '{connection}', type: 'OBSERVABLE_GAUGE' });
+  await clock.tickAsync(1000);
+});

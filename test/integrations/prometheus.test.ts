@@ -213,3 +213,19 @@ t.test('shows a real PostgreSQL pool: used and idle clients, a pending connect a
   await pool.end();
   await closed;
 });
+
+t.test("exposes the last minute's sizing: the connections its load needed and the max that serves it", async (t) => {
+  const { clock, registry, detector, pool } = setup(t, { max: 10 });
+  registerPrometheusMetrics(detector, { registry });
+  t.same(family(await scrape(registry), 'poolwatch_suggested_max'), {}, 'no load, no suggestion');
+  // 10 acquires a second, each held 500 ms, for 20 s: 5 connections busy.
+  for (let i = 0; i < 200; i++) {
+    void pool.acquire().then((conn) => setTimeout(() => void pool.release(conn), 500));
+    await clock.tickAsync(100);
+  }
+  const loaded = await scrape(registry);
+  t.same(family(loaded, 'poolwatch_connections_needed'), { 'pool="main"': detector.sizing()[0]!.neededConnections });
+  t.same(family(loaded, 'poolwatch_suggested_max'), { 'pool="main"': 7 });
+  t.match(await registry.metrics(), '# TYPE poolwatch_suggested_max gauge');
+  await clock.tickAsync(1000);
+});
