@@ -4,19 +4,22 @@ import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
 import type { ExhaustedEvent } from './exhaustion.js';
 
-/** What went wrong in a `misuse` event. */
-export type MisuseKind = 'double-release' | 'foreign-release';
+/**
+ * What went wrong in a `misuse` event: a release the pool refuses, or an acquire that has
+ * to wait while its own request holds a connection of the same pool (`nested-acquire`).
+ */
+export type MisuseKind = 'double-release' | 'foreign-release' | 'nested-acquire';
 
-/** A release or destroy the pool refuses: poolwatch says what and where. */
+/** A call that misuses the pool: poolwatch says what and where. */
 export interface MisuseEvent {
   readonly kind: MisuseKind;
   readonly pool: string;
-  /** The method the app called, e.g. `release` or `destroy`. */
+  /** The method the app called, e.g. `release`, `destroy` or (for `nested-acquire`) `acquire`. */
   readonly method: string;
   readonly message: string;
   /** Where the app made the bad call. */
   readonly callSite: string | undefined;
-  /** The lease the connection last belonged to, with where it was acquired, when known. */
+  /** The lease the connection last belonged to (for `nested-acquire`: the one the request holds), with where it was acquired, when known. */
   readonly lease: LeaseInfo | undefined;
 }
 

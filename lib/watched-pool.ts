@@ -210,8 +210,37 @@ export class WatchedPool implements Tracker {
     const scope = currentScope();
     const labels = this.#context === undefined && scope === undefined ? traceLabels(at) : mergeLabels(this.#labels(), scope, traceLabels(at));
     const lease = new Lease(this, at, labels ?? emptyLabels, trace, via ?? this.adapter.acquireMethod, scope);
-    if (queued) this.#queue(lease, at);
+    if (queued) {
+      this.#queue(lease, at);
+      if (scope !== undefined && scope.open.size !== 0) this.#nestedAcquire(lease, scope.open);
+    }
     return lease;
+  }
+
+  /**
+   * An acquire that must wait while its own scope (its request) holds a connection of this
+   * pool: under load every connection can be held by requests that each wait for a second
+   * one, which only they could give back. Said at once, naming both lines.
+   */
+  #nestedAcquire(lease: Lease, open: ReadonlySet<Lease>): void {
+    let held: Lease | undefined;
+    for (const candidate of open) {
+      if (candidate.watched === this) {
+        held = candidate;
+        break;
+      }
+    }
+    if (held === undefined) return;
+    this.#misused++;
+    const callSite = lease.callSite;
+    const message =
+      `${lease.via}() waits for a connection of pool "${this.name}"${callSite === undefined ? '' : ` at ${callSite}`}, every one of which is leased, ` +
+      `while its own request holds lease #${held.leaseId}${held.callSite === undefined ? '' : ` from ${held.callSite}`}: ` +
+      'if every holder does the same, none can go on (a self-deadlock); take one connection per request, or give it back first';
+    if (this.host.emitter.wanted('misuse')) {
+      this.host.emitter.emit('misuse', Object.freeze({ kind: 'nested-acquire' as const, pool: this.name, method: lease.via, message, callSite, lease: leaseView(held) }));
+    }
+    if (logLeak.enabled) logLeak('%s: misuse: %s', this.name, message);
   }
 
   capture(caller: Function): Trace | null {
