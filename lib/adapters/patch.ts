@@ -56,14 +56,18 @@ export function patchMethod<F extends Function>(target: object, key: string, wra
  * each frame walked costs about as much as the rest of a lease's bookkeeping. `trace` is
  * undefined when the tracker takes the stack itself (a full one, or none), or when
  * `inner()` says the call comes from the pool's own method that already took it.
+ * `minDepth`: the fewest frames a short capture takes, for a pool whose app line sits
+ * deeper on some paths than the depth the tracker learnt from others.
  */
 export function acquireWrapper<T, R>(
   tracker: Tracker,
   body: (self: T, args: IArguments, trace: Trace | undefined, wrapper: Function) => R,
   inner?: () => boolean,
+  minDepth = 0,
 ): (this: T, ...args: unknown[]) => R {
   const wrapper = function (this: T): R {
-    const depth = tracker.captureDepth;
+    let depth = tracker.captureDepth;
+    if (depth !== 0 && depth < minDepth) depth = minDepth;
     let trace: Trace | undefined;
     if (depth !== 0 && (inner === undefined || !inner())) {
       trace = new Trace(depth);

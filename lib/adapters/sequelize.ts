@@ -56,18 +56,6 @@ function patchReturns(pool: SequelizePool, tracker: Tracker): Array<() => void> 
 // depth learnt from them alone would stop short of every transaction's.
 const transactionDepth = 6;
 
-/** `tracker`, as acquireWrapper reads it, with short captures at least `depth` frames deep. */
-function atLeast(tracker: Tracker, depth: number): Tracker {
-  return Object.create(tracker, {
-    captureDepth: {
-      get: () => {
-        const wanted = tracker.captureDepth;
-        return wanted === 0 ? 0 : Math.max(wanted, depth);
-      },
-    },
-  }) as Tracker;
-}
-
 // Sequelize shapes poolwatch cannot watch as one pool, and what to do instead.
 function refuse(sequelize: SequelizeInstance): void {
   const pool = sequelize.connectionManager.pool as Partial<Record<'read' | 'write', unknown>>;
@@ -149,10 +137,15 @@ export const sequelize: BuiltinAdapter & { underlying(pool: object): object } = 
     if (!isSequelizePool(target)) return installSequelize(target as SequelizeInstance, tracker);
     const restores = [
       patchMethod<SequelizePool['acquire']>(target, 'acquire', (original) =>
-        acquireWrapper(atLeast(tracker, transactionDepth), (self: SequelizePool, args, trace, acquire) => {
-          const lease = tracker.begin(acquire, undefined, trace);
-          return followPromise(tracker, lease, callAcquire<Promise<unknown>>(tracker, lease, original, self, args)) as Promise<unknown>;
-        }),
+        acquireWrapper(
+          tracker,
+          (self: SequelizePool, args, trace, acquire) => {
+            const lease = tracker.begin(acquire, undefined, trace);
+            return followPromise(tracker, lease, callAcquire<Promise<unknown>>(tracker, lease, original, self, args)) as Promise<unknown>;
+          },
+          undefined,
+          transactionDepth,
+        ),
       ),
       ...patchReturns(target, tracker),
     ];

@@ -1,5 +1,6 @@
 import type * as DetectorModule from '../detector.js';
 import type { DetectorOptions } from '../options.js';
+import { write } from './log.js';
 
 // Pool classes and factories are swapped for ones that watch what they make. A pool built
 // inside an ORM is reached the same way: the ORM requires the pool library, and gets these.
@@ -16,13 +17,9 @@ const refused = new Set<string>();
 // While knex builds its own tarn pool: knex is watched as a whole, its pool is not watched again.
 let insideKnex = 0;
 
-/** One line on stderr, never a throw. */
+/** One line of poolwatch's on stderr, never a throw. */
 export function say(line: string): void {
-  try {
-    process.stderr.write(`poolwatch: ${line}\n`);
-  } catch {
-    // A closed stderr must not break the app.
-  }
+  write(`poolwatch: ${line}`);
 }
 
 /** Sets the options the default detector is made with when the first pool appears. */

@@ -12,7 +12,8 @@ const isShownRepeat = (n: number) => n > 1 && (n & (n - 1)) === 0;
 // The most keys remembered for counting repeats; past it, new keys are not counted (each shows once).
 const maxKeys = 10_000;
 
-function write(text: string): void {
+/** Text on stderr, ending its line; never a throw. */
+export function write(text: string): void {
   try {
     process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
   } catch {
