@@ -9,6 +9,7 @@ export const channelNames = {
   'leak-released': 'poolwatch:leak-released',
   misuse: 'poolwatch:misuse',
   exhausted: 'poolwatch:exhausted',
+  slow: 'poolwatch:slow',
 } as const;
 
 export type ChannelEvent = keyof typeof channelNames;
@@ -22,4 +23,5 @@ export const channels: { readonly [E in ChannelEvent]: Channel } = {
   'leak-released': channel(channelNames['leak-released']),
   misuse: channel(channelNames.misuse),
   exhausted: channel(channelNames.exhausted),
+  slow: channel(channelNames.slow),
 };

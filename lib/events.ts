@@ -6,9 +6,10 @@ import type { ExhaustedEvent } from './exhaustion.js';
 
 /**
  * What went wrong in a `misuse` event: a release the pool refuses, or an acquire that has
- * to wait while its own request holds a connection of the same pool (`nested-acquire`).
+ * to wait while its own request holds a connection of the same pool (`nested-acquire`), or
+ * a release of a connection `reclaimAfterMs` took back (`release-after-reclaim`, absorbed).
  */
-export type MisuseKind = 'double-release' | 'foreign-release' | 'nested-acquire';
+export type MisuseKind = 'double-release' | 'foreign-release' | 'nested-acquire' | 'release-after-reclaim';
 
 /** A call that misuses the pool: poolwatch says what and where. */
 export interface MisuseEvent {
@@ -43,6 +44,8 @@ export interface DetectorEvents {
   misuse: [event: MisuseEvent];
   /** A request has waited for a good share of the pool's acquire timeout, or the pool gave up on one: who holds the pool. */
   exhausted: [event: ExhaustedEvent];
+  /** A lease past its threshold with a query in flight: slow, not leaked. Once per lease; it is a leak if it is idle later while still held. */
+  slow: [lease: LeaseInfo];
   /** A listener or `context` function threw; poolwatch went on. */
   error: [error: Error];
 }
@@ -56,7 +59,7 @@ interface Once {
   listener: AnyListener;
 }
 
-const eventNames: ReadonlySet<string> = new Set<EventName>(['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse', 'exhausted', 'error']);
+const eventNames: ReadonlySet<string> = new Set<EventName>(['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse', 'exhausted', 'slow', 'error']);
 
 // A mistyped event name would otherwise register a listener that never runs.
 function checkListener(event: unknown, listener: unknown): void {
@@ -87,6 +90,7 @@ export class Emitter {
     'leak-released': false,
     misuse: false,
     exhausted: false,
+    slow: false,
     error: false,
   };
   #warned = new WeakSet<object>();

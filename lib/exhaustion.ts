@@ -2,9 +2,32 @@ import { formatDuration, formatLabels } from './report.js';
 import type { Lease, LeaseInfo } from './lease.js';
 import type { Labels } from './options.js';
 import { safeLabels } from './labels.js';
+import type { Activity } from './activity.js';
 
-/** Why a pool counts as exhausted. */
-export type ExhaustionReason = 'saturated' | 'timeout';
+/**
+ * Why a pool counts as exhausted: a request has waited too long (`saturated`), the pool
+ * gave up on one (`timeout`), or an acquire failed because the pool could not open a
+ * connection (`failed`).
+ */
+export type ExhaustionReason = 'saturated' | 'timeout' | 'failed';
+
+/**
+ * What ran the pool dry, as poolwatch judges it from the holders:
+ * - `leak`: most holders are idle, or idle in a transaction, well past the pool's usual hold;
+ * - `saturation`: the holders are busy: the pool is too small for this load;
+ * - `unreachable`: nothing is leased and the pool cannot open a connection;
+ * - `self-deadlock`: most holders wait for a second connection of the same pool from their own request.
+ */
+export type Verdict = 'leak' | 'saturation' | 'unreachable' | 'self-deadlock';
+
+/** A verdict with what backs it. */
+export interface Judgement {
+  readonly verdict: Verdict;
+  /** For `saturation`: the size that would have served the load. */
+  readonly suggestedMax?: number | undefined;
+  /** For `unreachable`: the driver's own error. */
+  readonly cause?: unknown;
+}
 
 /** The holders of a pool that ran dry, from one call site. */
 export interface HolderGroup {
@@ -14,6 +37,10 @@ export interface HolderGroup {
   readonly oldestHeldMs: number;
   /** The labels of up to three of its leases, oldest first. */
   readonly contexts: readonly Labels[];
+  /** How many of its leases are idle, running a query, or idle in a transaction, where the driver shows it. */
+  readonly activity: Readonly<Partial<Record<Activity, number>>>;
+  /** The last statement of its oldest lease that shows one, values replaced by `?`. */
+  readonly lastQuery: string | undefined;
 }
 
 /**
@@ -35,6 +62,12 @@ export interface ExhaustedEvent {
   readonly groups: readonly HolderGroup[];
   /** Events left out since the last one, by the rate limit. */
   readonly suppressed: number;
+  /** What ran the pool dry; undefined when poolwatch knows of no holder to judge and the pool could still open connections. */
+  readonly verdict: Verdict | undefined;
+  /** For `saturation`: the pool size that would have served this load. */
+  readonly suggestedMax: number | undefined;
+  /** For `unreachable`: the driver's own error, why no connection could be opened. */
+  readonly cause: unknown;
   /** The text appended to the pool's own error, and shown in logs. */
   readonly message: string;
 }
@@ -42,21 +75,41 @@ export interface ExhaustedEvent {
 // Contexts shown per group: enough to see a pattern, not a log storm.
 const contextsShown = 3;
 
+interface Group {
+  callSite: string | undefined;
+  count: number;
+  oldestHeldMs: number;
+  contexts: Labels[];
+  activity: Partial<Record<Activity, number>>;
+  lastQuery: string | undefined;
+}
+
 function group(leases: readonly Lease[], at: number): HolderGroup[] {
-  const bySite = new Map<string | undefined, { callSite: string | undefined; count: number; oldestHeldMs: number; contexts: Labels[] }>();
+  const bySite = new Map<string | undefined, Group>();
   for (const lease of leases) {
     const callSite = lease.callSite;
     let entry = bySite.get(callSite);
     if (entry === undefined) {
-      entry = { callSite, count: 0, oldestHeldMs: at - lease.acquiredMono, contexts: [] };
+      entry = { callSite, count: 0, oldestHeldMs: at - lease.acquiredMono, contexts: [], activity: {}, lastQuery: undefined };
       bySite.set(callSite, entry);
     }
     entry.count++;
     if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(safeLabels(lease.context));
+    const activity = lease.activity;
+    if (activity !== undefined) entry.activity[activity] = (entry.activity[activity] ?? 0) + 1;
+    entry.lastQuery ??= lease.lastQuery;
   }
   return [...bySite.values()]
     .sort((a, b) => b.count - a.count || b.oldestHeldMs - a.oldestHeldMs)
-    .map((g) => Object.freeze({ ...g, contexts: Object.freeze(g.contexts) }));
+    .map((g) => Object.freeze({ ...g, contexts: Object.freeze(g.contexts), activity: Object.freeze(g.activity) }));
+}
+
+const activityWords: Record<Activity, string> = { idle: 'idle', query: 'in a query', 'idle-in-transaction': 'idle in a transaction' };
+
+function describeGroupActivity(g: HolderGroup): string {
+  const parts = (Object.entries(g.activity) as [Activity, number][]).map(([activity, count]) => (count === g.count ? activityWords[activity] : `${count} ${activityWords[activity]}`));
+  const query = g.lastQuery === undefined ? '' : `, last query: ${g.lastQuery}`;
+  return parts.length === 0 ? '' : `; ${parts.join(', ')}${query}`;
 }
 
 /** Describes who holds a pool: its open leases (oldest first), grouped by call site. */
@@ -69,22 +122,38 @@ export function describeExhaustion(
   leases: readonly Lease[],
   at: number,
   suppressed: number,
+  judgement?: Judgement,
 ): ExhaustedEvent {
   const groups = group(leases, at);
   const n = leases.length;
   const size = capacity === undefined ? `${n} ${n === 1 ? 'connection' : 'connections'}` : `${n} of ${capacity} connections`;
   const waited = formatDuration(longestWaitMs);
-  const lines =
-    reason === 'timeout' && n === 0
-      ? [`poolwatch: pool "${pool}" gave up waiting for a connection after ${waited} with none leased: it could not create one (is the database down or out of reach?); ${waiting} waiting.`]
-      : [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} leased, ${waiting} waiting, the longest for ${waited}. Held by:`];
+  const verdict = judgement?.verdict;
+  let lines: string[];
+  if (verdict === 'unreachable') {
+    const what = reason === 'timeout' ? `gave up waiting for a connection after ${waited}` : 'could not give a connection';
+    const cause = judgement!.cause as { message?: unknown; code?: unknown } | undefined;
+    const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message.split('\n')[0]! : 'no connection could be opened';
+    lines = [`poolwatch: pool "${pool}" ${what}: the database is unreachable (${why}), not a leak: none of its connections is leased and it cannot open one; ${waiting} waiting.`];
+  } else {
+    // The verdict closes the line, in words a responder acts on.
+    const said =
+      verdict === 'leak'
+        ? ` A connection leak: these connections ${leases.some((lease) => lease.activity !== undefined) ? 'sit idle (or idle in a transaction)' : 'have been held'} far past the usual hold; fix the acquiring line below, which does not give its connection back.`
+        : verdict === 'self-deadlock'
+          ? ' A self-deadlock: the requests holding these connections each wait for a second one from the same pool; take one connection per request, or give it back first.'
+          : verdict === 'saturation'
+            ? ` Too small for this load, not a leak: the holders are busy${judgement?.suggestedMax === undefined ? '' : `; about ${judgement.suggestedMax} connections would have served it (raise max, or shorten the work)`}.`
+            : '';
+    lines = [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} leased, ${waiting} waiting, the longest for ${waited}.${said} Held by:`];
+  }
   for (const g of groups) {
     const where = g.callSite ?? 'an unknown line (no stack captured)';
     const leasesText = g.count === 1 ? '1 lease' : `${g.count} leases`;
     const contexts = g.contexts.length === 0 ? '' : `; e.g. ${g.contexts.map(formatLabels).join(' | ')}`;
-    lines.push(`  ${leasesText} from ${where}, oldest held ${formatDuration(g.oldestHeldMs)}${contexts}`);
+    lines.push(`  ${leasesText} from ${where}, oldest held ${formatDuration(g.oldestHeldMs)}${describeGroupActivity(g)}${contexts}`);
   }
-  if (n === 0 && reason !== 'timeout') lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
+  if (n === 0 && verdict !== 'unreachable') lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
   // Frozen like every payload: one listener cannot change what the next one, or the error, shows.
   return Object.freeze({
     pool,
@@ -96,6 +165,9 @@ export function describeExhaustion(
     holders: Object.freeze(leases.map((lease) => Object.freeze(lease.toJSON() as LeaseInfo))),
     groups: Object.freeze(groups),
     suppressed,
+    verdict: judgement?.verdict,
+    suggestedMax: judgement?.suggestedMax,
+    cause: judgement?.cause,
     message: lines.join('\n'),
   });
 }
@@ -108,6 +180,11 @@ export function nameHolders(error: unknown, event: ExhaustedEvent): void {
   if (typeof error !== 'object' || error === null) return;
   const e = error as Error;
   try {
+    // A database out of reach is said by the driver's own words: the responder's search for them must find them as they are.
+    if (event.verdict === 'unreachable') {
+      Object.defineProperty(e, 'poolwatch', { value: event, configurable: true, writable: true, enumerable: false });
+      return;
+    }
     const before = e.message;
     e.message = `${before}\n${event.message}`;
     if (typeof e.stack === 'string' && before !== '' && e.stack.includes(before)) e.stack = e.stack.replace(before, e.message);

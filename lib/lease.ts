@@ -6,6 +6,7 @@ import { frozenLabels, safeLabels } from './labels.js';
 import type { LeakReport } from './report.js';
 import type { Scope } from './context.js';
 import type { WatchedPool } from './watched-pool.js';
+import type { Activity, ConnectionActivity } from './activity.js';
 
 /** A checkout of a connection, as listeners and `leases()` see it. */
 export interface LeaseInfo {
@@ -27,6 +28,12 @@ export interface LeaseInfo {
   readonly context: Labels;
   /** The method the app called to get the connection, e.g. `acquire`, `connect` or `query`. */
   readonly via: string;
+  /** What the connection is doing now, where the driver lets poolwatch see it (pg, mysql2, mariadb, and knex and ORMs over them). */
+  readonly activity?: Activity | undefined;
+  /** Epoch ms when the current activity began. */
+  readonly activitySince?: number | undefined;
+  /** The last statement sent on it, literals and parameter values replaced by `?`, at most 200 characters. */
+  readonly lastQuery?: string | undefined;
 }
 
 // Lease states. Plain constants rather than a const enum, so files compile one at a time.
@@ -52,6 +59,12 @@ export class Lease implements LeaseInfo {
   /** Ledger links: open leases of one pool, in the order they were handed over. */
   prev: Lease | null = null;
   next: Lease | null = null;
+  /** What its connection is doing, when the driver lets poolwatch follow it. */
+  follow: ConnectionActivity | null = null;
+  /** Past its threshold with a query in flight: said once as `slow`, not as a leak. */
+  slow = false;
+  /** Taken back by `reclaimAfterMs`: the app's later release is absorbed. */
+  reclaimed = false;
   #origin: Origin | null = null;
 
   constructor(
@@ -105,16 +118,36 @@ export class Lease implements LeaseInfo {
     return frames.length === 0 ? undefined : frames.map((frame) => `    ${frame.text}`).join('\n');
   }
 
+  /** Its connection has no query in flight any more (see `ConnectionActivity.waiter`). */
+  wake(): void {
+    this.watched.wake(this);
+  }
+
+  get activity(): Activity | undefined {
+    return this.state === open ? this.follow?.state : undefined;
+  }
+
+  get activitySince(): number | undefined {
+    const follow = this.follow;
+    if (follow === null || this.state !== open) return undefined;
+    // A connection's activity began before this lease at the earliest as far as the lease goes.
+    return toEpoch(Math.max(follow.sinceMono, this.acquiredMono));
+  }
+
+  get lastQuery(): string | undefined {
+    return this.state === open ? this.follow?.lastQuery : undefined;
+  }
+
   toJSON(): object {
-    const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack } = this;
-    return { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context: safeLabels(this.context) };
+    const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, activity, activitySince, lastQuery } = this;
+    return { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context: safeLabels(this.context), activity, activitySince, lastQuery };
   }
 }
 
 // console.log and util.inspect show a view's values, not `[Getter]` for the parsed fields.
 function inspectView(this: LeaseInfo, _depth: number, options: object, show: typeof inspect): string {
-  const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context } = this;
-  return show({ pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context }, options);
+  const { pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context, activity, activitySince, lastQuery } = this;
+  return show({ pool, leaseId, acquiredAt, waitedMs, heldMs, via, callSite, stack, context, activity, activitySince, lastQuery }, options);
 }
 
 /**
@@ -137,6 +170,16 @@ export function leaseView(lease: Lease): LeaseInfo {
     },
     get stack() {
       return lease.stack;
+    },
+    // Read when asked, like the stack: most listeners (metrics) never look.
+    get activity() {
+      return lease.activity;
+    },
+    get activitySince() {
+      return lease.activitySince;
+    },
+    get lastQuery() {
+      return lease.lastQuery;
     },
     context: frozenLabels(lease.context),
     [inspect.custom]: inspectView,

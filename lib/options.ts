@@ -32,6 +32,14 @@ export interface DetectorOptions {
    * as reports show it, e.g. `{ 'src/reports.ts:42': 300_000 }`. Default none.
    */
   callSiteThresholdsMs?: Readonly<Record<string, number>>;
+  /**
+   * Take back a lease held longer than this while its connection is idle or idle in a
+   * transaction (never one with a query in flight): destroyed through the pool so its slot
+   * returns, reported as a leak of kind `reclaimed`. The app's later release of it is
+   * absorbed. Only for pools whose driver shows activity and which can destroy a lease.
+   * Default `Infinity` (off).
+   */
+  reclaimAfterMs?: number;
 }
 
 /** Options for one watched pool. */
@@ -49,6 +57,7 @@ export interface ResolvedOptions {
   onLeak: ((report: LeakReport) => void) | undefined;
   context: (() => Labels | undefined | null) | undefined;
   callSiteThresholdsMs: Readonly<Record<string, number>> | undefined;
+  reclaimAfterMs: number;
 }
 
 export const defaults: ResolvedOptions = Object.freeze({
@@ -57,9 +66,10 @@ export const defaults: ResolvedOptions = Object.freeze({
   onLeak: undefined,
   context: undefined,
   callSiteThresholdsMs: undefined,
+  reclaimAfterMs: Infinity,
 });
 
-const detectorKeys = ['leakThresholdMs', 'stacks', 'onLeak', 'context', 'callSiteThresholdsMs'] as const;
+const detectorKeys = ['leakThresholdMs', 'stacks', 'onLeak', 'context', 'callSiteThresholdsMs', 'reclaimAfterMs'] as const;
 const watchKeys = [...detectorKeys, 'name', 'adapter'] as const;
 const stackPolicies: readonly StackPolicy[] = ['always', 'auto', 'never'];
 
@@ -97,7 +107,10 @@ function checkObject(options: unknown, where: string): asserts options is Record
 }
 
 function resolveShared(options: Record<string, unknown>, base: ResolvedOptions): ResolvedOptions {
-  const { leakThresholdMs = base.leakThresholdMs, stacks = base.stacks, onLeak, context, callSiteThresholdsMs } = options;
+  const { leakThresholdMs = base.leakThresholdMs, stacks = base.stacks, onLeak, context, callSiteThresholdsMs, reclaimAfterMs = base.reclaimAfterMs } = options;
+  if (typeof reclaimAfterMs !== 'number' || Number.isNaN(reclaimAfterMs) || reclaimAfterMs <= 0) {
+    throw invalid(`Expected \`reclaimAfterMs\` to be a positive number, or Infinity to leave leases alone, got ${describe(reclaimAfterMs)}.`);
+  }
   if (typeof leakThresholdMs !== 'number' || Number.isNaN(leakThresholdMs) || leakThresholdMs <= 0) {
     throw invalid(`Expected \`leakThresholdMs\` to be a positive number or Infinity, got ${describe(leakThresholdMs)}.`);
   }
@@ -122,6 +135,7 @@ function resolveShared(options: Record<string, unknown>, base: ResolvedOptions):
   }
   return {
     leakThresholdMs,
+    reclaimAfterMs,
     stacks: stacks as StackPolicy,
     callSiteThresholdsMs: { ...base.callSiteThresholdsMs, ...(callSiteThresholdsMs as Record<string, number> | undefined) },
     onLeak: (onLeak as ResolvedOptions['onLeak']) ?? base.onLeak,

@@ -4,9 +4,10 @@ import { formatFrame } from './stack.js';
 import type { Lease } from './lease.js';
 import type { Labels, StackPolicy } from './options.js';
 import { frozenLabels, safeLabels } from './labels.js';
+import type { Activity } from './activity.js';
 
 /** Why a lease counts as leaked. */
-export type LeakKind = 'threshold' | 'scope-ended' | 'collected';
+export type LeakKind = 'threshold' | 'scope-ended' | 'collected' | 'reclaimed';
 
 /** Options of {@link LeakReport.format}. */
 export interface FormatOptions {
@@ -29,6 +30,14 @@ export function formatLabels(labels: Labels): string {
   const entries = Object.entries(safeLabels(labels));
   if (entries.length === 0) return '(none)';
   return entries.map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' ');
+}
+
+/** What a lease's activity means, as a report says it. */
+export function describeActivity(activity: Activity | undefined, sinceMs: number | undefined, lastQuery: string | undefined): string | undefined {
+  if (activity === undefined) return undefined;
+  const since = sinceMs === undefined ? '' : ` for ${formatDuration(sinceMs)}`;
+  const what = activity === 'query' ? `running a query${since}` : activity === 'idle' ? `idle${since}` : `idle in an open transaction${since}`;
+  return lastQuery === undefined ? what : `${what}; last query: ${lastQuery}`;
 }
 
 const whyNoStack: Record<StackPolicy, string> = {
@@ -64,6 +73,12 @@ export class LeakReport extends Error {
 
   /** How many leaks this pool has reported from the same call site, this one included. */
   readonly occurrence: number;
+  /** What the connection was doing when reported, where the driver lets poolwatch see it. */
+  readonly activity: Activity | undefined;
+  /** Epoch ms when that activity began. */
+  readonly activitySince: number | undefined;
+  /** The last statement sent on it, literals and parameter values replaced by `?`. */
+  readonly lastQuery: string | undefined;
 
   /** @internal */
   constructor(lease: Lease, kind: LeakKind, heldMs: number, occurrence = 1) {
@@ -74,8 +89,18 @@ export class LeakReport extends Error {
         ? `held for ${formatDuration(heldMs)} (threshold ${formatDuration(lease.watched.thresholdMs)})`
         : kind === 'scope-ended'
           ? `still held when its scope ended, after ${formatDuration(heldMs)}`
-          : `garbage-collected without a release, after ${formatDuration(heldMs)}`;
-    super(`Connection leak in pool "${lease.pool}": lease #${lease.leaseId} ${what}${where}`);
+          : kind === 'reclaimed'
+            ? `taken back after ${formatDuration(heldMs)} held (reclaimAfterMs ${formatDuration(lease.watched.reclaimAfterMs)}): the pool destroyed its connection`
+            : `garbage-collected without a release, after ${formatDuration(heldMs)}`;
+    const activity = lease.activity;
+    const activitySince = lease.activitySince;
+    // The strongest sign of a leak comes first: a transaction left open holds its locks too.
+    const activityMs = lease.follow === null ? 0 : Math.max(0, lease.acquiredMono + heldMs - Math.max(lease.follow.sinceMono, lease.acquiredMono));
+    const first = activity === 'idle-in-transaction' ? ` (idle in an open transaction for ${formatDuration(activityMs)})` : '';
+    super(`Connection leak in pool "${lease.pool}"${first}: lease #${lease.leaseId} ${what}${where}`);
+    this.activity = activity;
+    this.activitySince = activitySince;
+    this.lastQuery = lease.lastQuery;
     this.kind = kind;
     this.occurrence = occurrence;
     this.pool = lease.pool;
@@ -113,13 +138,15 @@ export class LeakReport extends Error {
       out.push(`    ${formatFrame(frame)}`);
     }
     if (frames.length > frameCount) out.push(`    … ${frames.length - frameCount} more frames`);
+    const doing = describeActivity(this.activity, this.activitySince === undefined ? undefined : this.acquiredAt + this.heldMs - this.activitySince, this.lastQuery);
+    if (doing !== undefined) out.push(`  connection: ${doing}`);
     out.push(`  context: ${formatLabels(this.context)}`);
     out.push(`  waited ${formatDuration(this.waitedMs)} for the connection; acquired ${new Date(this.acquiredAt).toISOString()}`);
     return out.join('\n');
   }
 
   toJSON(): object {
-    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, occurrence, message, code } = this;
-    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context: safeLabels(this.context), occurrence, message, code };
+    const { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, occurrence, message, code, activity, activitySince, lastQuery } = this;
+    return { kind, pool, leaseId, heldMs, thresholdMs, acquiredAt, waitedMs, via, callSite, stack, context: safeLabels(this.context), occurrence, message, code, activity, activitySince, lastQuery };
   }
 }

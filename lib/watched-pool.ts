@@ -13,7 +13,7 @@ import { LoadWindow, type PoolSizing } from './sizing.js';
 import { fullDepth, captureTrace, libraryMatcher, originOf, type Origin, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
-import { describeExhaustion, nameHolders, type ExhaustedEvent, type ExhaustionReason } from './exhaustion.js';
+import { describeExhaustion, nameHolders, type ExhaustedEvent, type ExhaustionReason, type Judgement } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
 import type { Emitter, MisuseKind } from './events.js';
@@ -37,10 +37,34 @@ const shallowestDepth = 1 + contextFrames;
 // The first acquires of a pool under 'auto' take full stacks and are read at once, to
 // learn how deep the app's line sits below the pool's API before the depth matters.
 const probes = 8;
+// A holder idle this long past the pool's usual (p99) hold, or this long at all when the pool has no history, counts as stuck.
+const stuckFloorMs = 1_000;
+const stuckFactor = 2;
+
+// Error codes of a connection that could not be opened: the network, the server refusing,
+// or the credentials. Node's, PostgreSQL's SQLSTATE classes 08/28/57P, MySQL's and MariaDB's.
+const connectCodes = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'ENOENT',
+  '28000', '28P01', '53300', '57P01', '57P02', '57P03',
+  'ER_ACCESS_DENIED_ERROR', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'PROTOCOL_CONNECTION_LOST', 'ER_CONNECTION_TIMEOUT', 'ER_GET_CONNECTION_TIMEOUT', 'ER_HOST_IS_BLOCKED', 'ER_DBACCESS_DENIED_ERROR', 'ER_SOCKET_UNEXPECTED_CLOSE', 'ER_CONNECTION_ALREADY_CLOSED',
+]);
+
+/** Whether `error`, failing an acquire, says the database could not be reached or refused the connection. */
+export function isConnectFailure(error: unknown): boolean {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, errors, message } = e as { code?: unknown; errors?: unknown; message?: unknown };
+    if (typeof code === 'string' && (connectCodes.has(code) || code.startsWith('08'))) return true;
+    // Node's happy-eyeballs connect fails with one error per address.
+    if (Array.isArray(errors) && errors.some((inner) => isConnectFailure(inner))) return true;
+    // pg's own words for a connect that ran out of time or a socket closed while connecting.
+    if (typeof message === 'string' && /^Connection terminated|^connect E[A-Z]+|timeout expired/.test(message)) return true;
+  }
+  return false;
+}
 
 // The `adapter` option: leases and double releases, from the methods it names; nothing else is known of the pool.
 function customManifest(adapter: Adapter): CapabilityManifest {
-  const can = { misuse: true, capacity: false, idle: false, acquireTimeout: false, exhaustion: false, destroys: true, handover: true, activity: false };
+  const can = { misuse: true, capacity: false, idle: false, acquireTimeout: false, exhaustion: false, destroys: true, handover: true, activity: false, reclaim: false };
   return manifest(adapter.kind, undefined, undefined, can, []);
 }
 
@@ -93,6 +117,8 @@ export class WatchedPool implements Tracker {
   readonly ledger = new Ledger();
   readonly isLibrary: (file: string) => boolean;
   readonly thresholdMs: number;
+  /** `reclaimAfterMs` as in force here: Infinity when off, or when the pool cannot be reclaimed. */
+  readonly reclaimAfterMs: number;
   readonly stacks: ResolvedOptions['stacks'];
   readonly #sampler: Sampler;
   readonly #context: ResolvedOptions['context'];
@@ -105,8 +131,12 @@ export class WatchedPool implements Tracker {
   #contextRefused = false;
   #lostSaid = false;
   #connectionProbed = false;
+  // The resource poolwatch is destroying now: its own destroy is not the app's.
+  #reclaimingNow: unknown = undefined;
   /** What the probe at watch() found this pool's library offers. */
   capabilities: CapabilityManifest;
+  /** Whether to follow what connections do (the `activity` capability): a field, read at each handover. */
+  following: boolean;
   #waiting = 0;
   #acquired = 0;
   #released = 0;
@@ -118,8 +148,8 @@ export class WatchedPool implements Tracker {
   #untracked = 0;
   #peakOpen = 0;
   // Per reason, so a flood of saturation events does not hide the first timeout.
-  readonly #lastExhausted = { saturated: -Infinity, timeout: -Infinity };
-  readonly #suppressed = { saturated: 0, timeout: 0 };
+  readonly #lastExhausted = { saturated: -Infinity, timeout: -Infinity, failed: -Infinity };
+  readonly #suppressed = { saturated: 0, timeout: 0, failed: 0 };
   /** The pool's maximum size; Infinity when it does not say. */
   readonly capacity: number;
   readonly #held = new Summary();
@@ -154,13 +184,49 @@ export class WatchedPool implements Tracker {
     this.isLibrary = libraryMatcher(adapter.libraries);
     this.capabilities = adapter.internals === undefined ? customManifest(adapter) : probe(adapter.internals, target as never);
     const can = this.capabilities.can;
+    this.following = can.activity;
     const capacity = can.capacity ? adapter.capacity?.(target) : undefined;
     this.capacity = typeof capacity === 'number' && capacity > 0 ? capacity : Infinity;
     const timeout = can.acquireTimeout ? adapter.acquireTimeoutMs?.(target) : undefined;
     this.#hurtingWaitMs = typeof timeout === 'number' && timeout > 0 ? Math.min(hurtingWaitMs, timeout / 2) : hurtingWaitMs;
+    this.reclaimAfterMs = Infinity;
     this.#uninstall = installAll(() => adapter.install(target, this));
     // Said only once watch() has succeeded, and once per library version and capability.
     if (this.capabilities.degraded.length > 0) warnDegraded(name, this.capabilities);
+    if (options.reclaimAfterMs !== Infinity) {
+      if (can.activity && can.reclaim && typeof adapter.reclaim === 'function') this.reclaimAfterMs = options.reclaimAfterMs;
+      else {
+        process.emitWarning(
+          `poolwatch: reclaimAfterMs is off for pool "${name}" (${this.capabilities.library}): poolwatch cannot see what its connections are doing, or cannot destroy one through the pool, so it never takes one back.`,
+          { code: 'POOLWATCH_RECLAIM_UNSUPPORTED' },
+        );
+      }
+    }
+  }
+
+  get reclaiming(): boolean {
+    return this.reclaimAfterMs !== Infinity;
+  }
+
+  absorb(resource: unknown, method: string, caller: Function): boolean {
+    try {
+      const last = this.ledger.last(resource);
+      // poolwatch's own destroy goes through to the pool.
+      if (last === undefined || !last.reclaimed || resource === this.#reclaimingNow || this.ledger.find(resource) !== undefined) return false;
+      if (this.#active) this.#misuse(resource, method, caller);
+      return true;
+    } catch (error) {
+      this.host.emitter.surface(this, `internal error on ${method}`, error);
+      return false;
+    }
+  }
+
+  /** A lease past its threshold or reclaim age whose connection just went idle: look again now. */
+  wake(lease: Lease): void {
+    if (lease.state !== open || !this.#active) return;
+    const at = now();
+    if (lease.slow && lease.report === null) this.ledger.postpone(lease, at);
+    this.host.schedule(at);
   }
 
   probeConnection(shapes: readonly Shape<never>[], connection: unknown): void {
@@ -172,6 +238,7 @@ export class WatchedPool implements Tracker {
       const lost = probeShapes(shapes, connection as never, can);
       if (lost.length === 0) return;
       this.capabilities = manifest(m.library, m.version, m.checked, can, [...m.degraded, ...lost]);
+      this.following = can.activity;
       warnDegraded(this.name, this.capabilities, lost);
     } catch (error) {
       this.host.emitter.surface(this, 'internal error probing a connection', error);
@@ -331,16 +398,18 @@ export class WatchedPool implements Tracker {
     this.#waiting--;
     this.#failed++;
     if (this.#queued.size !== 0) this.#queued.delete(lease);
-    if (error === undefined || this.adapter.isExhaustion?.(error) !== true) return;
+    if (error === undefined) return;
     try {
-      this.#timeouts++;
+      const timedOut = this.capabilities.can.exhaustion && this.adapter.isExhaustion?.(error) === true;
+      // With no connection leased, a failed acquire is a database out of reach: the pool could
+      // not open one. Its error stays exactly as it was (the responder searches for the
+      // driver's words); the verdict is on error.poolwatch and the event.
+      if (!timedOut && !(this.ledger.size === 0 && isConnectFailure(error))) return;
+      if (timedOut) this.#timeouts++;
       const at = now();
-      const event = this.#exhaustion('timeout', at, at - lease.requestedMono);
-      // The error is named whatever the rate limit: each one reaches some log line. With no
-      // connection leased the pool gave up for want of one it could not create (a database
-      // down or out of reach), not one held: its own message stays exactly as it was, or
-      // the responder is sent looking for a leak. The event says so.
-      if (this.ledger.size > 0) nameHolders(error, event);
+      const event = this.#exhaustion(timedOut ? 'timeout' : 'failed', at, at - lease.requestedMono, error, lease);
+      // The error is named whatever the rate limit: each one reaches some log line.
+      nameHolders(error, event);
     } catch (failure) {
       this.host.emitter.surface(this, 'internal error naming the holders', failure);
     }
@@ -385,10 +454,45 @@ export class WatchedPool implements Tracker {
     return next;
   }
 
+  /**
+   * What ran the pool dry, from its holders: nobody (the database cannot be reached), the
+   * holders waiting on the pool themselves, holders sitting idle long past the usual hold
+   * (a leak), or busy ones (too small a pool).
+   */
+  #judge(leases: readonly Lease[], at: number, error: unknown, failing: Lease | undefined): Judgement | undefined {
+    const n = leases.length;
+    if (n === 0) {
+      if (error === undefined) return undefined;
+      const cause = (error as { cause?: unknown }).cause;
+      return { verdict: 'unreachable', cause: isConnectFailure(cause) ? cause : error };
+    }
+    // Requests waiting on this pool: those queued for want of a connection, and the one that just gave up
+    // (a pool that does not say its size queues nobody poolwatch can see).
+    const waitingScopes = new Set<Scope>();
+    for (const waiter of this.#queued) if (waiter.scope !== undefined) waitingScopes.add(waiter.scope);
+    if (failing?.scope !== undefined) waitingScopes.add(failing.scope);
+    let nested = 0;
+    let stuck = 0;
+    const held = this.#held;
+    const usual = held.count === 0 ? 0 : held.toJSON().p99Ms;
+    const stuckAfter = Math.max(stuckFloorMs, stuckFactor * usual);
+    for (const lease of leases) {
+      if (lease.scope !== undefined && waitingScopes.has(lease.scope)) nested++;
+      else if (lease.report !== null || (lease.activity !== 'query' && at - lease.acquiredMono > stuckAfter)) stuck++;
+    }
+    if (nested * 2 >= n) return { verdict: 'self-deadlock' };
+    if (stuck * 2 >= n) return { verdict: 'leak' };
+    const sized = this.#load.sizing(this.name, at, this.capacity).suggestedMax ?? 0;
+    // At least every request that wanted a connection at once: the holders, those waiting, and the one that gave up.
+    const wanted = n + this.#waiting + (failing === undefined ? 0 : 1);
+    return { verdict: 'saturation', suggestedMax: Math.max(sized, wanted, this.capacity === Infinity ? 0 : this.capacity + 1) };
+  }
+
   /** Describes who holds the pool; emits it unless one was emitted within the interval. */
-  #exhaustion(reason: ExhaustionReason, at: number, longestWaitMs: number): ExhaustedEvent {
+  #exhaustion(reason: ExhaustionReason, at: number, longestWaitMs: number, error?: unknown, failing?: Lease): ExhaustedEvent {
     const capacity = this.capacity === Infinity ? undefined : this.capacity;
-    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, [...this.ledger], at, this.#suppressed[reason]);
+    const leases = [...this.ledger];
+    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, leases, at, this.#suppressed[reason], this.#judge(leases, at, error, failing));
     if (at - this.#lastExhausted[reason] < exhaustedIntervalMs) {
       this.#suppressed[reason]++;
       return event;
@@ -457,7 +561,7 @@ export class WatchedPool implements Tracker {
   #closed(lease: Lease, at: number, heldMs: number, destroyed: boolean): void {
     lease.scope?.open.delete(lease);
     const { emitter } = this.host;
-    if (lease.report !== null) {
+    if (lease.report !== null && !lease.reclaimed) {
       const report = lease.report;
       this.#sampler.alert();
       if (emitter.wanted('leak-released')) {
@@ -478,7 +582,11 @@ export class WatchedPool implements Tracker {
     if (leasedByPool === true) return;
     const last = this.ledger.last(resource);
     let kind: MisuseKind;
-    if (last !== undefined) kind = 'double-release';
+    if (last?.reclaimed === true) {
+      // poolwatch's own destroy of it, passing through the pool's wrappers.
+      if (resource === this.#reclaimingNow) return;
+      kind = 'release-after-reclaim';
+    } else if (last !== undefined) kind = 'double-release';
     else if (leasedByPool === false) kind = 'foreign-release';
     else return;
     this.#misused++;
@@ -486,7 +594,9 @@ export class WatchedPool implements Tracker {
     const callSite = originOf(captureTrace(caller), this.isLibrary).callSite;
     const where = callSite === undefined ? '' : ` at ${callSite}`;
     const message =
-      kind === 'double-release'
+      kind === 'release-after-reclaim'
+        ? `${method}() of a connection poolwatch took back from lease #${last!.leaseId}${last!.callSite === undefined ? '' : ` (acquired at ${last!.callSite})`} after it sat idle past reclaimAfterMs${where}: absorbed, the pool never saw it`
+        : kind === 'double-release'
         ? `${method}() of a connection already given back to pool "${this.name}"${where}; it was lease #${last!.leaseId}${last!.callSite === undefined ? '' : `, acquired at ${last!.callSite}`}`
         : `${method}() of a connection pool "${this.name}" never leased${where}`;
     if (this.host.emitter.wanted('misuse')) {
@@ -517,9 +627,71 @@ export class WatchedPool implements Tracker {
 
   /** Reports leases whose deadline has passed by `at`; returns the next deadline. */
   sweep(at: number): number {
-    const { due, next } = this.ledger.sweep(at, this.thresholdMs, this.#siteLimit);
-    for (const lease of due) this.report(lease, 'threshold', at);
+    let { due, next } = this.ledger.sweep(at, this.thresholdMs, this.#siteLimit);
+    for (const lease of due) {
+      // A query in flight is work, not a leak: slow, and looked at again when it ends.
+      if (lease.follow !== null && lease.activity === 'query') next = Math.min(next, this.#slow(lease, at));
+      else this.report(lease, 'threshold', at);
+    }
+    if (this.reclaimAfterMs !== Infinity && this.ledger.size !== 0) next = Math.min(next, this.#reclaim(at));
     return this.#queued.size === 0 ? next : Math.min(next, this.#checkWaiting(at));
+  }
+
+  /** Says once that `lease` is past its threshold in a query; returns when to look at it again. */
+  #slow(lease: Lease, at: number): number {
+    if (!lease.slow) {
+      lease.slow = true;
+      const { emitter } = this.host;
+      if (emitter.wanted('slow')) emitter.emit('slow', leaseView(lease));
+      if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold in a query: slow, not leaked (%s)', this.name, lease.leaseId, lease.lastQuery ?? 'query not shown');
+    }
+    lease.follow!.waiter = lease;
+    // Looked at again when the query ends (wake), or after another threshold.
+    const again = at + this.thresholdMs;
+    this.ledger.postpone(lease, again);
+    return again;
+  }
+
+  /**
+   * Takes back leases past `reclaimAfterMs` whose connection is idle or idle in a
+   * transaction; one in a query is looked at again when it ends. Returns the next deadline.
+   */
+  #reclaim(at: number): number {
+    const limit = this.reclaimAfterMs;
+    const old: Lease[] = [];
+    let next = Infinity;
+    // Handover order is age order: the first young lease ends the scan.
+    for (const lease of this.ledger) {
+      if (lease.acquiredMono + limit > at) {
+        next = lease.acquiredMono + limit;
+        break;
+      }
+      old.push(lease);
+    }
+    for (const lease of old) {
+      const activity = lease.activity;
+      if (activity === undefined || lease.follow === null) continue;
+      if (activity === 'query') lease.follow.waiter = lease;
+      else this.#takeBack(lease, at);
+    }
+    return next;
+  }
+
+  #takeBack(lease: Lease, at: number): void {
+    const resource = lease.resource;
+    // The report first, while the lease still shows what its connection was doing.
+    const first = lease.report === null;
+    this.report(lease, 'reclaimed', at, first);
+    lease.reclaimed = true;
+    this.#close(lease, at, true);
+    this.#reclaimingNow = resource;
+    try {
+      this.adapter.reclaim!(this.target, resource);
+    } catch (error) {
+      this.host.emitter.surface(this, `could not take back lease #${lease.leaseId} of pool "${this.name}"`, error);
+    } finally {
+      this.#reclaimingNow = undefined;
+    }
   }
 
   // A call site's own threshold, when the options give one; read only as a lease reaches the pool's.
@@ -562,13 +734,14 @@ export class WatchedPool implements Tracker {
   }
 
   /** Makes and emits the leak report of an open lease. */
-  report(lease: Lease, kind: LeakKind, at: number): LeakReport {
+  report(lease: Lease, kind: LeakKind, at: number, count = true): LeakReport {
     const site = lease.callSite;
-    const occurrence = (this.#leaksBySite.get(site) ?? 0) + 1;
+    const occurrence = (this.#leaksBySite.get(site) ?? 0) + (count ? 1 : 0);
     this.#leaksBySite.set(site, occurrence);
     const report = new LeakReport(lease, kind, at - lease.acquiredMono, occurrence);
     lease.report = report;
-    this.#leaked++;
+    // A lease reported before and now taken back is one leak, reported twice.
+    if (count) this.#leaked++;
     this.#sampler.alert();
     const { emitter } = this.host;
     if (this.#onLeak !== undefined) {

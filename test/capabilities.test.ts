@@ -35,7 +35,7 @@ t.test('a generic-pool shows its library, version and every capability in stats(
     library: 'generic-pool',
     version: versionOf('generic-pool'),
     checked: capabilities.checked,
-    can: { misuse: true, capacity: true, idle: true, acquireTimeout: true, exhaustion: true, destroys: false, handover: true, activity: false },
+    can: { misuse: true, capacity: true, idle: true, acquireTimeout: true, exhaustion: true, destroys: false, handover: true, activity: false, reclaim: false },
     degraded: [],
   });
   t.match(capabilities.checked, /^>=3\.\d+\.\d+ <4$/);

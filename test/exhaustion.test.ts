@@ -45,7 +45,8 @@ t.test('names every holder, grouped by call site, once a request has waited 5 s 
     ],
   );
   t.same(event.groups[0]!.contexts, [{ route: 'GET /users' }]);
-  t.match(event.message, /pool "main" ran dry: 3 of 3 connections leased, 1 waiting, the longest for 5\.0 s\. Held by:\n {2}2 leases from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 6\.0 s; e\.g\. route=GET \/users\n {2}1 lease from .*e\.g\. job=nightly/);
+  t.equal(event.verdict, 'leak', 'held far past the usual hold, with no activity to say otherwise');
+  t.match(event.message, /pool "main" ran dry: 3 of 3 connections leased, 1 waiting, the longest for 5\.0 s\. A connection leak: .* Held by:\n {2}2 leases from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 6\.0 s; e\.g\. route=GET \/users\n {2}1 lease from .*e\.g\. job=nightly/);
   await pool.release(held.pop()!);
   await waiting;
   for (const conn of held) await pool.release(conn);
@@ -95,7 +96,7 @@ t.test("names the holders in the pool's own timeout error, keeping its class, na
   const error = (await failing) as Error & { poolwatch?: ExhaustedEvent };
   t.equal(error.constructor.name, 'TimeoutError');
   t.equal(error.name, 'TimeoutError');
-  t.match(error.message, /^ResourceRequest timed out\npoolwatch: pool "main" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting, the longest for 2\.0 s\. Held by:\n {2}1 lease from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 2\.0 s/);
+  t.match(error.message, /^ResourceRequest timed out\npoolwatch: pool "main" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting, the longest for 2\.0 s\. A connection leak: .* Held by:\n {2}1 lease from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 2\.0 s/);
   t.match(error.stack, /^TimeoutError: ResourceRequest timed out\npoolwatch: pool "main"/, 'the stack shows it too');
   t.match(error.poolwatch, { reason: 'timeout', open: 1 });
   t.same(events.map((e) => [e.reason, e.longestWaitMs]), [['saturated', 1000], ['timeout', 2000]], 'the wait at half the pool\'s timeout, then the timeout');

@@ -232,8 +232,9 @@ t.test("a pool that cannot create a connection times out with its own message, n
   await clock.tickAsync(1_000);
   const error = (await failing)!;
   t.equal(error.message, 'ResourceRequest timed out', "the pool's own message, untouched");
-  t.equal(error.poolwatch, undefined, 'and nothing attached to it');
-  t.match(events, [{ reason: 'timeout', open: 0, holders: [], message: /gave up waiting for a connection after 1\.0 s with none leased: it could not create one/ }], 'the event says why');
+  t.match(error.poolwatch, { verdict: 'unreachable', cause: error }, 'the verdict rides beside it, on error.poolwatch');
+  t.notOk(Object.keys(error).includes('poolwatch'), 'not enumerable: a logger that prints the error sees it as the pool made it');
+  t.match(events, [{ reason: 'timeout', open: 0, holders: [], verdict: 'unreachable', message: /gave up waiting for a connection after 1\.0 s: the database is unreachable .*none of its connections is leased and it cannot open one/ }], 'the event says why');
   t.match(detector.stats().db, { timeouts: 1, failed: 1, open: 0 });
 });
 

@@ -15,6 +15,8 @@ t.test('rejects bad options with a TypeError that names the option and the value
     [{ context: { requestId: 1 } }, /Expected `context` to be a function returning labels, got an object/],
     [{ name: '' }, /Expected `name` to be a non-empty string/],
     [{ name: 42 }, /Expected `name` to be a non-empty string, got `42` \(number\)/],
+    [{ reclaimAfterMs: 0 }, /Expected `reclaimAfterMs` to be a positive number, or Infinity to leave leases alone, got `0` \(number\)/],
+    [{ reclaimAfterMs: '5m' }, /`reclaimAfterMs`.*`"5m"` \(string\)/],
   ];
   for (const [options, message] of cases) {
     const p = pool();

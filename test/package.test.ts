@@ -401,7 +401,7 @@ const same: Pool<Conn> = watch(pool, {
   ...options,
   onLeak: (report: LeakReport) => {
     const site: string | undefined = report.callSite;
-    const kind: 'threshold' | 'scope-ended' | 'collected' = report.kind;
+    const kind: 'threshold' | 'scope-ended' | 'collected' | 'reclaimed' = report.kind;
     const text: string = report.format();
     void [site, kind, text];
   },

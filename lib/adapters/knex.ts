@@ -1,3 +1,4 @@
+import { followDriverConnection } from '../activity.js';
 import type { Trace } from '../stack.js';
 import { callAcquire, followPromise, patchMethod, Handoff } from './patch.js';
 import { tarnHolds } from './internals/tarn.js';
@@ -80,6 +81,8 @@ export const knex: BuiltinAdapter = {
         else streamed.delete(connection);
       }
       tracker.handover(lease, connection);
+      // knex's connections are its driver's (a pg Client, a mysql2 connection): followed as the driver's pools follow them.
+      if (tracker.following) lease.follow = followDriverConnection(connection) ?? null;
     };
 
     function ensureConnection(this: Runner, _callback: unknown, params?: unknown) {

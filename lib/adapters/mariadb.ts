@@ -2,6 +2,7 @@ import type { Lease } from '../lease.js';
 import { acquireWrapper, callAcquire, followPromise, patchConnection, patchMethod, trackPromise } from './patch.js';
 import { isPromisePool, mariadbInternals, timeoutErrno, type MariadbPoolInternals } from './internals/mariadb.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
+import { followMariadb, oneShot as oneShotActivity } from '../activity.js';
 
 /** What this adapter touches of a mariadb 3 connection handed out by a pool. */
 interface PoolConnection {
@@ -48,6 +49,8 @@ function wrapConnection(watch: Watch, connection: PoolConnection): void {
   for (const key of giveBacks) {
     patchMethod<() => Promise<void>>(connection, key, (original) =>
       function giveBack(this: unknown) {
+        // Taken back by reclaimAfterMs: the pool already discarded it.
+        if (watch.active && watch.tracker.reclaiming && watch.tracker.absorb(connection, key, giveBack)) return Promise.resolve();
         if (watch.active) {
           // The pool discards a connection that is no longer valid (killed by the server) or
           // returned to an ended pool, rather than keep it: the lease ends as a destroy.
@@ -94,6 +97,8 @@ export const mariadb: BuiltinAdapter = {
   },
 
   idle: (pool) => (pool as MariadbPoolInternals).idleConnections?.(),
+  // The pool replaces a destroyed connection for its next waiter.
+  reclaim: (_pool, connection) => (connection as PoolConnection).destroy(),
 
   // acquireTimeout ran out while connections existed (the same errno also means "could not connect").
   isExhaustion: (error) => {
@@ -112,6 +117,7 @@ export const mariadb: BuiltinAdapter = {
           const promise = callAcquire<Promise<PoolConnection>>(tracker, lease, original, self, args);
           return followPromise(tracker, lease, promise, (connection) => {
             tracker.handover(lease, connection);
+            if (tracker.following) lease.follow = followMariadb(connection) ?? null;
             if (watch.active) patchConnection(tracker, lease, () => wrapConnection(watch, connection));
           }) as Promise<PoolConnection>;
         }) as MariadbPool['getConnection'],
@@ -127,6 +133,7 @@ export const mariadb: BuiltinAdapter = {
               const lease = tracker.begin(wrapper, key, trace);
               const promise = callAcquire<PromiseLike<unknown>>(tracker, lease, original, self, args);
               tracker.handover(lease, lease);
+              if (tracker.following && key !== 'importFile') lease.follow = oneShotActivity('mysql', args[0]);
               const settle = () => tracker.end(lease, false, key, wrapper);
               return trackPromise(promise, settle, settle);
             }) as Call;

@@ -3,6 +3,7 @@ import type { Lease } from '../lease.js';
 import { acquireWrapper, callAcquire, followCallback, Handoff, patchConnection, patchMethod } from './patch.js';
 import { isLeasedBy, mysql2ConnectionShapes, mysql2Internals, mysql2PromiseInternals, queueLimitMessage, type Mysql2ConnectionInternals, type Mysql2PoolInternals } from './internals/mysql2.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
+import { followMysql2 } from '../activity.js';
 
 /** A mysql2 PoolConnection (lib/pool_connection.js). */
 interface Mysql2Connection extends Mysql2ConnectionInternals {
@@ -41,6 +42,11 @@ function isExhaustion(error: unknown): boolean {
   return (error as Error | null)?.message === queueLimitMessage;
 }
 
+// PoolConnection.destroy() closes it and takes it out of the pool, which then opens a new one for the next waiter.
+function destroyConnection(_pool: object, connection: unknown): void {
+  (connection as { destroy(): void }).destroy();
+}
+
 // A core pool and its .promise() wrappers share one set of methods: wrap them once.
 const watchedCores = new WeakSet<object>();
 
@@ -73,12 +79,15 @@ function installMysql2(core: Mysql2CorePool, tracker: Tracker): () => void {
 
   const handover = (lease: Lease, conn: Mysql2Connection) => {
     tracker.handover(lease, conn);
+    if (tracker.following) lease.follow = followMysql2(conn) ?? null;
     if (patched.has(conn)) return;
     tracker.probeConnection(mysql2ConnectionShapes as never, conn);
     // release() lives on the connection and returns early on a double release: wrap it there, not the pool.
     const wrapped = patchConnection(tracker, lease, () => patchMethod<(this: Mysql2Connection) => void>(conn, 'release', (original) =>
       function release(this: Mysql2Connection) {
         if (!active) return original.apply(this, arguments as unknown as []);
+        // Taken back by reclaimAfterMs: already out of the pool.
+        if (tracker.reclaiming && tracker.absorb(this, 'release', release)) return;
         if (!isDiscarded(this)) tracker.end(this, false, 'release', release);
         const previous = releasing;
         releasing = this;
@@ -178,6 +187,7 @@ export const mysql2: BuiltinAdapter = {
   matches: isMysql2CorePool,
   install: (pool, tracker) => installMysql2(pool as Mysql2CorePool, tracker),
   isLeased: (pool, resource) => isLeasedBy(pool as Mysql2CorePool, resource),
+  reclaim: destroyConnection,
   capacity: (pool) => (pool as Mysql2CorePool).config.connectionLimit,
   idle: (pool) => (pool as Mysql2CorePool)._freeConnections?.length,
   isExhaustion,
@@ -215,6 +225,7 @@ export const mysql2Promise: BuiltinAdapter = {
   underlying: (pool) => (pool as Mysql2PromisePool).pool,
   install: (pool, tracker) => installMysql2((pool as Mysql2PromisePool).pool, tracker),
   isLeased: (pool, resource) => isLeasedBy((pool as Mysql2PromisePool).pool, resource),
+  reclaim: destroyConnection,
   capacity: (pool) => (pool as Mysql2PromisePool).pool.config.connectionLimit,
   idle: (pool) => (pool as Mysql2PromisePool).pool._freeConnections?.length,
   isExhaustion,

@@ -4,6 +4,7 @@ import type { Trace } from '../stack.js';
 import { acquireWrapper, callAcquire, followPromise, Handoff, patchMethod } from './patch.js';
 import { pgInternals, timeoutMessage, type PgPoolInternals } from './internals/pg.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
+import { followPg, pgClientShapes } from '../activity.js';
 
 /** A checked-out client as pg-pool hands it over: `release` is assigned afresh at each checkout. */
 interface PgClient {
@@ -53,6 +54,8 @@ export const pg: BuiltinAdapter = {
   idle: (pool) => (pool as PgPoolInternals).idleCount,
   // connectionTimeoutMillis ran out while every client was checked out.
   isExhaustion: (error) => (error as Error | null)?.message === timeoutMessage,
+  // A release with an error: pg-pool removes the client, ends it and serves its queue.
+  reclaim: (_pool, client) => (client as PgClient).release(new Error('poolwatch took this connection back: idle past reclaimAfterMs')),
 
   install(target, tracker: Tracker) {
     // Checked-out clients keep their wrapped release after an unwatch; it then just calls through.
@@ -69,9 +72,15 @@ export const pg: BuiltinAdapter = {
     // sets it (an assignment: cheaper than defining a property on every checkout).
     const handover = (lease: Lease, client: PgClient): PgClient['release'] => {
       tracker.handover(lease, client);
+      if (tracker.following) {
+        tracker.probeConnection(pgClientShapes as never, client);
+        lease.follow = followPg(client) ?? null;
+      }
       const original = client.release;
       let released = false;
       const release = function release(this: unknown, error?: unknown) {
+        // Taken back by reclaimAfterMs: pg-pool would throw at a second release.
+        if (active && tracker.reclaiming && tracker.absorb(client, 'release', release)) return;
         // A second call while the client is leased again belongs to pg's own error, not to the new lease.
         if (active && (!released || client.release === release)) tracker.end(client, Boolean(error), 'release', release);
         released = true;

@@ -1,4 +1,6 @@
 import { PoolwatchTypeError, codes } from '../errors.js';
+import { followDriverConnection } from '../activity.js';
+import type { Lease } from '../lease.js';
 import type { Trace } from '../stack.js';
 import { acquireWrapper, callAcquire, followPromise, Handoff, patchMethod } from './patch.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
@@ -13,6 +15,13 @@ import {
   type SequelizePool,
   type SequelizeTarget,
 } from './internals/sequelize.js';
+
+
+// Sequelize's connections are its dialect's driver connections (pg Client, mysql2, mariadb): followed as their pools follow them.
+function handover(tracker: Tracker, lease: Lease, connection: unknown): void {
+  tracker.handover(lease, connection);
+  if (tracker.following) lease.follow = followDriverConnection(connection) ?? null;
+}
 
 /**
  * Wraps the pool's `release` and `destroy`. The pool destroys idle connections through its
@@ -94,7 +103,7 @@ function installSequelize(sequelize: SequelizeInstance, tracker: Tracker): () =>
         tracker,
         (self: unknown, args, trace, getConnection) => {
           const lease = slot.waiting ? tracker.begin(getConnection, 'transaction', slot.take()) : tracker.begin(getConnection, 'getConnection', trace);
-          return followPromise(tracker, lease, callAcquire<Promise<unknown>>(tracker, lease, original, self, args)) as Promise<unknown>;
+          return followPromise(tracker, lease, callAcquire<Promise<unknown>>(tracker, lease, original, self, args), (connection) => handover(tracker, lease, connection)) as Promise<unknown>;
         },
         () => slot.waiting,
       ),
@@ -141,7 +150,7 @@ export const sequelize: BuiltinAdapter & { underlying(pool: object): object } = 
           tracker,
           (self: SequelizePool, args, trace, acquire) => {
             const lease = tracker.begin(acquire, undefined, trace);
-            return followPromise(tracker, lease, callAcquire<Promise<unknown>>(tracker, lease, original, self, args)) as Promise<unknown>;
+            return followPromise(tracker, lease, callAcquire<Promise<unknown>>(tracker, lease, original, self, args), (connection) => handover(tracker, lease, connection)) as Promise<unknown>;
           },
           undefined,
           transactionDepth,

@@ -41,6 +41,16 @@ export interface Tracker {
   lost(lease: Lease, error: unknown): void;
   /** Checks the shapes a library's connections must have, on the first one handed over; a missing one degrades the pool. */
   probeConnection(shapes: readonly Shape<never>[], connection: unknown): void;
+  /** Whether to follow what each connection is doing (the `activity` capability): set `lease.follow` at the handover. */
+  readonly following: boolean;
+  /** Whether `reclaimAfterMs` is on for this pool: give-back wrappers must then ask {@link Tracker.absorb} first. */
+  readonly reclaiming: boolean;
+  /**
+   * Whether `resource` is one poolwatch took back (`reclaimAfterMs`): then the app's give-back
+   * must not reach the pool (it would throw, or give back a connection another borrower
+   * has); it is reported as `release-after-reclaim` and the wrapper returns at once.
+   */
+  absorb(resource: unknown, method: string, caller: Function): boolean;
 }
 
 /** Knows one kind of pool: how to recognise it and where to wrap it. */
@@ -62,6 +72,11 @@ export interface Adapter {
   underlying?(pool: object): object;
   /** Wraps the pool's methods in place; returns what undoes it. */
   install(pool: object, tracker: Tracker): () => void;
+  /**
+   * Destroys `resource`, which the app holds, through the pool's own path, so its slot
+   * returns and a waiter is served: for `reclaimAfterMs`. Pools without it are never reclaimed.
+   */
+  reclaim?(pool: object, resource: unknown): void;
   /** How many connections the pool may open at most, when it says. */
   capacity?(pool: object): number | undefined;
   /** How long the pool lets an acquire wait before it gives up (ms), when it says and has a limit. */

@@ -2,6 +2,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import { channelNames } from '../channels.js';
 import type { LeakReleasedEvent, MisuseEvent } from '../events.js';
 import type { ExhaustedEvent } from '../exhaustion.js';
+import type { LeaseInfo } from '../lease.js';
 import { formatDuration, type LeakReport } from '../report.js';
 import type { LogFormat } from './env.js';
 
@@ -34,6 +35,7 @@ class Counter {
 function textSink(): Record<keyof typeof channelNames, ((message: unknown) => void) | undefined> {
   const misuse = new Counter();
   const late = new Counter();
+  const slow = new Counter();
   return {
     acquire: undefined,
     release: undefined,
@@ -67,6 +69,17 @@ function textSink(): Record<keyof typeof channelNames, ((message: unknown) => vo
     exhausted(message) {
       write((message as ExhaustedEvent).message);
     },
+    slow(message) {
+      const lease = message as LeaseInfo;
+      const n = slow.next(`${lease.pool}\0${lease.callSite}`);
+      if (n !== 1 && !isShownRepeat(n)) return;
+      const since = lease.activitySince === undefined ? '' : ` for ${formatDuration(Math.max(0, lease.acquiredAt + lease.heldMs - lease.activitySince))}`;
+      const repeat = n === 1 ? '' : ` (${n} so far from this line)`;
+      write(
+        `poolwatch: slow, not leaked: lease #${lease.leaseId} of pool "${lease.pool}", held ${formatDuration(lease.heldMs)}, has been running a query${since}${repeat}; ` +
+          `acquired at ${lease.callSite ?? 'an unknown line'}${lease.lastQuery === undefined ? '' : `; query: ${lease.lastQuery}`}`,
+      );
+    },
   };
 }
 
@@ -80,7 +93,7 @@ function jsonSink(): Record<keyof typeof channelNames, ((message: unknown) => vo
       // A payload that cannot be serialised is skipped, never thrown into the pool.
     }
   };
-  return { acquire: undefined, release: undefined, destroy: undefined, leak: line('leak'), 'leak-released': line('leak-released'), misuse: line('misuse'), exhausted: line('exhausted') };
+  return { acquire: undefined, release: undefined, destroy: undefined, leak: line('leak'), 'leak-released': line('leak-released'), misuse: line('misuse'), exhausted: line('exhausted'), slow: line('slow') };
 }
 
 /**

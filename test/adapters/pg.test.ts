@@ -63,6 +63,15 @@ for (const { label, pg, PgPool } of pgVersions()) t.test(label, async (t) => {
       methods: ['connect', 'query'],
       createFailing: async () => newPool({ password: 'wrong-password' }),
       closeFailing: end,
+      activity: {
+        query: (client, sql, values) => client.query(sql, values),
+        param: '$1',
+        begin: 'BEGIN',
+        rollback: 'ROLLBACK',
+        lock: 'SELECT pg_advisory_lock(4242)',
+        unlock: 'SELECT pg_advisory_unlock(4242)',
+        reclaims: true,
+      },
     });
   });
 
@@ -341,6 +350,6 @@ for (const { label, pg, PgPool } of pgVersions()) t.test(label, async (t) => {
     doomed.release(true);
     await closed;
 
-    expectNoSecrets(t, probe, { password: db.password, 'connection string': connectionString, 'query value': secret }, payloadEvents);
+    expectNoSecrets(t, probe, { password: db.password, 'connection string': connectionString, 'query value': secret }, payloadEvents.filter((name) => name !== 'slow'));
   });
 });

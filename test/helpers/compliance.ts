@@ -28,7 +28,30 @@ export interface Harness<Pool extends object, Conn> {
   closeFailing(pool: Pool): Promise<void>;
   /** Options for detector.watch(), e.g. the `adapter` of a pool described by the user. */
   readonly watchOptions?: WatchOptions;
+  /** For a pool whose driver shows what a connection is doing: how to run SQL on one. */
+  readonly activity?: ActivityHarness<Conn>;
 }
+
+/** SQL for the activity and reclaim tests, in the pool's dialect. */
+export interface ActivityHarness<Conn> {
+  /** Runs `sql` on a leased connection as the app would, with `values` as parameters. */
+  query(conn: Conn, sql: string, values?: unknown[]): Promise<unknown>;
+  /** The dialect's first parameter placeholder: `$1` or `?`. */
+  readonly param: string;
+  readonly begin: string;
+  readonly rollback: string;
+  /** A session lock: while one session holds it, the same statement in another waits (a query in flight, for as long as the test wants). */
+  readonly lock: string;
+  readonly unlock: string;
+  /** Whether reclaimAfterMs can take back this pool's connections. */
+  readonly reclaims: boolean;
+}
+
+/** Distinctive values that must never reach a report. */
+const secretValue = 'sekrit-Qv7x-param';
+const secretLiteral = 'lit-Zz91-secret';
+
+type Seen = Recorded & { slow: LeaseInfo[] };
 
 type Outcome = { value: unknown } | { error: { name: string; message: string; code: unknown; class: string } };
 
@@ -216,5 +239,120 @@ export function compliance<Pool extends object, Conn>(t: Test, h: Harness<Pool, 
     await clock.tickAsync(5000);
     t.equal(seen.leak.length, 0);
     await h.release(pool, conn);
+  });
+
+  const a = h.activity;
+  if (a === undefined) return;
+
+  // A connection of another, unwatched pool of the same kind that holds the lock, so a watched one's query waits on it.
+  async function blocker(t: Test) {
+    const other = await h.create(1);
+    const conn = await h.acquire(other);
+    await a!.query(conn, a!.lock);
+    let unlocked = false;
+    const unlock = async () => {
+      if (unlocked) return;
+      unlocked = true;
+      await a!.query(conn, a!.unlock);
+    };
+    t.teardown(async () => {
+      await unlock();
+      await h.release(other, conn);
+      await h.close(other);
+    });
+    return unlock;
+  }
+
+  async function watched(t: Test, max: number, options: { reclaimAfterMs?: number } = {}) {
+    const clock = fakeClock(t);
+    const pool = await h.create(max);
+    const detector = createDetector({ leakThresholdMs: 1000, ...options });
+    detector.watch(pool, h.watchOptions);
+    const seen = record(detector) as Seen;
+    seen.slow = [];
+    detector.on('slow', (lease) => seen.slow.push(lease));
+    t.teardown(async () => {
+      detector.close();
+      await h.close(pool);
+    });
+    return { clock, pool, detector, seen };
+  }
+
+  t.test('shows what a held connection is doing and its last statement, never a value', async (t) => {
+    const { pool, detector } = await watched(t, 2);
+    const conn = await h.acquire(pool);
+    t.equal(detector.leases()[0]!.activity, 'idle');
+    await a.query(conn, `SELECT ${a.param} AS v, '${secretLiteral}' AS w, 424242 AS n`, [secretValue]);
+    t.match(detector.leases()[0], { activity: 'idle', lastQuery: 'SELECT ? AS v, ? AS w, ? AS n' });
+    await a.query(conn, a.begin);
+    t.equal(detector.leases()[0]!.activity, 'idle-in-transaction');
+    await a.query(conn, a.rollback);
+    t.equal(detector.leases()[0]!.activity, 'idle');
+    const shown = JSON.stringify([detector.snapshot(), detector.leases()]);
+    for (const secret of [secretValue, secretLiteral, '424242']) t.notOk(shown.includes(secret), `${secret} is nowhere`);
+    await h.release(pool, conn);
+  });
+
+  t.test('a lease past its threshold in a query is slow, not a leak, until it sits idle in its transaction', async (t) => {
+    const { clock, pool, detector, seen } = await watched(t, 2);
+    const unlock = await blocker(t);
+    const conn = await h.acquire(pool);
+    await a.query(conn, a.begin);
+    await a.query(conn, `SELECT ${a.param} AS v`, [secretValue]);
+    const running = a.query(conn, a.lock);
+    t.equal(detector.leases()[0]!.activity, 'query', 'a query in flight');
+    await clock.tickAsync(1500);
+    t.equal(seen.leak.length, 0, 'no leak while the query runs');
+    t.same(detector.check(), [], 'nor in check()');
+    t.equal(seen.slow.length, 1, 'slow, once');
+    t.match(seen.slow[0], { activity: 'query', leaseId: detector.leases()[0]!.leaseId });
+    t.ok(seen.slow[0]!.callSite?.startsWith(h.acquireSite), 'naming the acquiring line');
+    await clock.tickAsync(3000);
+    t.equal(seen.slow.length, 1, 'said once');
+    await unlock();
+    await running;
+    await clock.tickAsync(1);
+    t.equal(seen.leak.length, 1, 'a leak as soon as it is idle past its threshold');
+    const report = seen.leak[0]!;
+    t.match(report, { kind: 'threshold', activity: 'idle-in-transaction' });
+    t.match(report.message, /^Connection leak in pool "[^"]+" \(idle in an open transaction for /, 'says so first');
+    t.match(report.format(), /connection: idle in an open transaction/);
+    const shown = JSON.stringify([report, seen.slow]) + report.format();
+    t.notOk(shown.includes(secretValue), 'no parameter value in the report');
+    await a.query(conn, a.unlock);
+    await a.query(conn, a.rollback);
+    await h.release(pool, conn);
+  });
+
+  t.test('reclaimAfterMs takes back an idle lease in a transaction, a waiter gets a connection, and the late release is absorbed', { skip: !a.reclaims && 'the pool cannot be reclaimed' }, async (t) => {
+    const { clock, pool, detector, seen } = await watched(t, 1, { reclaimAfterMs: 5000 });
+    const abandoned = await h.acquire(pool);
+    await a.query(abandoned, a.begin);
+    const waiter = h.acquire(pool);
+    await clock.tickAsync(5000);
+    const next = await waiter;
+    await a.query(next, 'SELECT 1');
+    t.same(seen.leak.map((r) => r.kind), ['threshold', 'reclaimed']);
+    t.match(seen.leak[1], { kind: 'reclaimed', activity: 'idle-in-transaction', heldMs: 5000 });
+    t.equal(detector.leases().length, 1, 'only the waiter holds a connection');
+    t.same(await outcome(() => h.release(pool, abandoned)), { value: undefined }, 'the late release never throws');
+    t.ok(seen.misuse.length >= 1 && seen.misuse.every((m) => m.kind === 'release-after-reclaim'), 'reported as release-after-reclaim');
+    await h.release(pool, next);
+    t.match(detector.stats()[h.defaultName], { open: 0, destroyed: 1, leaked: 1 });
+  });
+
+  t.test('reclaimAfterMs never touches a connection with a query in flight', { skip: !a.reclaims && 'the pool cannot be reclaimed' }, async (t) => {
+    const { clock, pool, detector, seen } = await watched(t, 1, { reclaimAfterMs: 5000 });
+    const unlock = await blocker(t);
+    const conn = await h.acquire(pool);
+    const running = a.query(conn, a.lock);
+    await clock.tickAsync(8000);
+    t.equal(detector.leases().length, 1, 'still held');
+    t.equal(seen.leak.length, 0);
+    t.match(detector.stats()[h.defaultName], { destroyed: 0 });
+    await unlock();
+    await running;
+    await clock.tickAsync(1);
+    t.same(seen.leak.map((r) => r.kind), ['threshold', 'reclaimed'], 'a leak once idle, and taken back');
   });
 }

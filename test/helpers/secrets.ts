@@ -36,7 +36,7 @@ export function captureDebug(t: Test): string[] {
 }
 
 /** Every event that carries a payload. */
-export const payloadEvents = ['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse', 'exhausted'] as const;
+export const payloadEvents = ['acquire', 'release', 'destroy', 'leak', 'leak-released', 'misuse', 'exhausted', 'slow'] as const;
 export type PayloadEvent = (typeof payloadEvents)[number];
 
 /** Collects the payload of every event the detector emits. */

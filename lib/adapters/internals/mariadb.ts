@@ -23,7 +23,7 @@ export const mariadbInternals: Internals<MariadbPoolInternals> = {
   library: 'mariadb',
   checked: '>=3.3.1 <4',
   // mariadb shows no maximum or acquire timeout on the pool.
-  offers: ['misuse', 'idle', 'exhaustion', 'destroys', 'handover'],
+  offers: ['misuse', 'idle', 'exhaustion', 'destroys', 'handover', 'activity', 'reclaim'],
   shapes: [{ name: 'pool.idleConnections()', serves: ['idle'], present: (p) => typeof p.idleConnections === 'function' }],
 };
 

@@ -24,7 +24,7 @@ export interface Mysql2PoolInternals {
 export const mysql2Internals: Internals<Mysql2PoolInternals> = {
   library: 'mysql2',
   checked: '>=3.20.0 <4',
-  offers: ['misuse', 'capacity', 'idle', 'exhaustion', 'destroys'],
+  offers: ['misuse', 'capacity', 'idle', 'exhaustion', 'destroys', 'activity', 'reclaim'],
   shapes: [
     { name: 'pool._freeConnections', serves: ['idle', 'misuse'], present: (p) => typeof p._freeConnections?.get === 'function' && typeof p._freeConnections.length === 'number' },
     { name: 'pool._removeConnection()', serves: ['destroys'], present: (p) => typeof p._removeConnection === 'function' },

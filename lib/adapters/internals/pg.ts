@@ -13,7 +13,7 @@ export interface PgPoolInternals {
 export const pgInternals: Internals<PgPoolInternals> = {
   library: 'pg-pool',
   checked: '>=3.1.1 <4',
-  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys', 'handover'],
+  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys', 'handover', 'activity', 'reclaim'],
   shapes: [
     { name: 'pool.options.max', serves: ['capacity'], present: (p) => typeof p.options?.max === 'number' },
     { name: 'pool.options', serves: ['acquireTimeout'], present: (p) => typeof p.options === 'object' && p.options !== null },

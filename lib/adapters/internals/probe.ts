@@ -9,11 +9,12 @@ import { join, sep } from 'node:path';
  * - `exhaustion`: its own "no connection in time" error is recognised and names the holders;
  * - `destroys`: connections it discards (destroyed, or killed by the server) end their leases;
  * - `handover`: the handover is seen inside the pool, not at the app's promise (exact wait, no extra promise);
- * - `activity`: what a held connection is doing (not read yet by any adapter).
+ * - `activity`: what a held connection is doing (idle, in a query, idle in a transaction) and its last statement;
+ * - `reclaim`: `reclaimAfterMs` can destroy an abandoned connection through the pool.
  */
-export type Capability = 'misuse' | 'capacity' | 'idle' | 'acquireTimeout' | 'exhaustion' | 'destroys' | 'handover' | 'activity';
+export type Capability = 'misuse' | 'capacity' | 'idle' | 'acquireTimeout' | 'exhaustion' | 'destroys' | 'handover' | 'activity' | 'reclaim';
 
-export const capabilityNames: readonly Capability[] = ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys', 'handover', 'activity'];
+export const capabilityNames: readonly Capability[] = ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys', 'handover', 'activity', 'reclaim'];
 
 /** One private field or undocumented behaviour an adapter relies on, and how to check it is there. */
 export interface Shape<P = never> {
@@ -187,7 +188,8 @@ const consequences: Record<Capability, string> = {
   exhaustion: "the pool's timeout errors do not name the holders",
   destroys: 'a connection the pool discards (destroyed, or killed by the server) keeps its lease open until the threshold reports it',
   handover: "the handover is seen at the app's promise (one more promise per acquire; waits include a microtask)",
-  activity: 'what a held connection is doing is not shown',
+  activity: 'what a held connection is doing is not shown, so a slow query cannot be told from a leak',
+  reclaim: 'reclaimAfterMs cannot take its connections back',
 };
 
 const warned = new Set<string>();

@@ -111,7 +111,7 @@ export const sequelizeInternals: Internals<SequelizeTarget> = {
   checked: '>=6.0.0 <9',
   // Which copy of sequelize-pool made the pool, when the target is the Sequelize instance.
   related: (target) => [poolOf(target)],
-  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys'],
+  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'destroys', 'activity'],
   shapes: [
     { name: 'pool._inUseObjects', serves: ['misuse', 'destroys'], present: (t) => Array.isArray(pooled(t)?._inUseObjects) },
     { name: 'pool.acquireTimeoutMillis', serves: ['acquireTimeout'], present: (t) => typeof pooled(t)?.acquireTimeoutMillis === 'number' },

@@ -1,0 +1,267 @@
+import { now } from './clock.js';
+import { shapeQuery, sqlOf, type Dialect } from './query-shape.js';
+import type { Shape } from './adapters/internals/probe.js';
+
+/** What a held connection is doing: no query (`idle`), a query in flight, or nothing inside an open transaction. */
+export type Activity = 'idle' | 'query' | 'idle-in-transaction';
+
+/** Told when a connection it waits on has no query in flight any more. */
+export interface IdleWaiter {
+  wake(): void;
+}
+
+// A statement that opens or closes a transaction, for drivers that do not say (MySQL's
+// protocol does, in status flags the drivers keep to themselves).
+const opens = /^\s*(?:BEGIN\b|START\s+TRANSACTION\b|XA\s+START\b)/i;
+const closes = /^\s*(?:COMMIT\b|ROLLBACK\b(?!\s+(?:WORK\s+)?TO\b)|XA\s+ROLLBACK\b|XA\s+COMMIT\b)/i;
+
+/**
+ * What one connection is doing, kept by hooks set on it once (not per lease, not per
+ * query): a count of queries in flight, whether a transaction is open, since when, and the
+ * last statement as the app sent it. Its text is shaped (values out) only when read.
+ */
+export class ConnectionActivity {
+  busy = 0;
+  inTransaction = false;
+  sinceMono: number;
+  sql: string | undefined = undefined;
+  /** A lease past its threshold in a query, to be looked at again once the query ends. */
+  waiter: IdleWaiter | null = null;
+  /** For an event a driver emits at each query's end. */
+  readonly end = (): void => this.ended();
+
+  constructor(
+    readonly dialect: Dialect,
+    // The driver's own word that nothing is in flight, when it keeps one: outranks the count,
+    // which a query that failed before reaching the server could leave raised.
+    readonly driverIdle?: () => boolean,
+  ) {
+    this.sinceMono = now();
+  }
+
+  started(query: unknown): void {
+    const sql = sqlOf(query);
+    if (sql !== undefined) {
+      this.sql = sql;
+      if (this.dialect === 'mysql') this.#transaction(sql);
+    }
+    if (this.busy++ === 0) this.sinceMono = now();
+  }
+
+  /** A query ended; `inTransaction` when the driver says it. */
+  ended(inTransaction?: boolean): void {
+    if (inTransaction !== undefined) this.inTransaction = inTransaction;
+    if (this.busy > 0) this.busy--;
+    this.sinceMono = now();
+    if (this.busy === 0 && this.waiter !== null) {
+      const waiter = this.waiter;
+      this.waiter = null;
+      waiter.wake();
+    }
+  }
+
+  #transaction(sql: string): void {
+    // Most statements start with another letter: no regex for them.
+    const c = sql.charCodeAt(sql.search(/\S/)) | 0x20;
+    if (c !== 0x62 && c !== 0x73 && c !== 0x78 && c !== 0x63 && c !== 0x72) return;
+    if (opens.test(sql)) this.inTransaction = true;
+    else if (closes.test(sql)) this.inTransaction = false;
+  }
+
+  get state(): Activity {
+    if (this.busy > 0) {
+      let idle = false;
+      try {
+        idle = this.driverIdle?.() === true;
+      } catch {
+        // A driver field that throws says nothing.
+      }
+      if (!idle) return 'query';
+      this.busy = 0;
+    }
+    return this.inTransaction ? 'idle-in-transaction' : 'idle';
+  }
+
+  get lastQuery(): string | undefined {
+    return shapeQuery(this.sql, this.dialect);
+  }
+}
+
+// One record per connection, whichever pool or detector leases it.
+const followed = new WeakMap<object, ConnectionActivity>();
+
+type Method = (this: unknown, ...args: unknown[]) => unknown;
+
+// The driver's method, replaced on this one connection by one that calls it through.
+function wrapOwn(target: object, key: string, wrap: (original: Method) => Method): boolean {
+  const original = (target as Record<string, unknown>)[key];
+  if (typeof original !== 'function') return false;
+  try {
+    Object.defineProperty(target, key, { value: wrap(original as Method), writable: true, configurable: true, enumerable: false });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What poolwatch reads of a pg `Client` to follow its activity. */
+export interface PgClientInternals {
+  readonly connection?: { on?: unknown };
+  readonly readyForQuery?: unknown;
+  query?: unknown;
+}
+
+export const pgClientShapes: readonly Shape<PgClientInternals>[] = [
+  { name: 'client.connection (its protocol connection, an EventEmitter)', serves: ['activity'], present: (c) => typeof c.connection?.on === 'function' },
+  { name: 'client.readyForQuery', serves: ['activity'], present: (c) => typeof c.readyForQuery === 'boolean' },
+];
+
+/**
+ * A pg `Client`: every ReadyForQuery carries the transaction status ('I' idle, 'T' in a
+ * transaction, 'E' in a failed one); `query()` is wrapped on this client to see each start.
+ */
+export function followPg(client: unknown): ConnectionActivity | undefined {
+  if (typeof client !== 'object' || client === null) return undefined;
+  const known = followed.get(client);
+  if (known !== undefined) return known;
+  const c = client as PgClientInternals;
+  const connection = c.connection as { on?: (event: string, listener: (message: { status?: unknown } | undefined) => void) => unknown } | undefined;
+  if (typeof connection?.on !== 'function' || typeof c.readyForQuery !== 'boolean') return undefined;
+  const record = new ConnectionActivity('postgres', () => c.readyForQuery === true);
+  if (!wrapOwn(client, 'query', (original) =>
+    function query(this: unknown) {
+      record.started(arguments[0]);
+      try {
+        return original.apply(this, arguments as unknown as unknown[]);
+      } catch (error) {
+        record.ended();
+        throw error;
+      }
+    },
+  )) {
+    return undefined;
+  }
+  connection.on('readyForQuery', (message) => {
+    const status = message?.status;
+    record.ended(status === 'T' || status === 'E' ? true : status === 'I' ? false : undefined);
+  });
+  followed.set(client, record);
+  return record;
+}
+
+/** A mysql2 connection (core, as its pool and knex hold it): `query()`/`execute()` return a command that emits `end`. */
+export function followMysql2(connection: unknown): ConnectionActivity | undefined {
+  if (typeof connection !== 'object' || connection === null) return undefined;
+  const known = followed.get(connection);
+  if (known !== undefined) return known;
+  const record = new ConnectionActivity('mysql');
+  const wrap = (original: Method): Method =>
+    function query(this: unknown) {
+      record.started(arguments[0]);
+      let command: unknown;
+      try {
+        command = original.apply(this, arguments as unknown as unknown[]);
+      } catch (error) {
+        record.ended();
+        throw error;
+      }
+      const once = (command as { once?: unknown } | null)?.once;
+      if (typeof once === 'function') once.call(command, 'end', record.end);
+      else record.ended();
+      return command;
+    };
+  // beginTransaction(), commit() and rollback() are query('START TRANSACTION'|'COMMIT'|'ROLLBACK') through `this`.
+  if (!wrapOwn(connection, 'query', wrap) || !wrapOwn(connection, 'execute', wrap)) return undefined;
+  followed.set(connection, record);
+  return record;
+}
+
+// mariadb's promise connection methods, and the statement they send when they take none.
+const mariadbMethods: ReadonlyArray<readonly [string, string | undefined]> = [
+  ['query', undefined],
+  ['execute', undefined],
+  ['batch', undefined],
+  ['beginTransaction', 'START TRANSACTION'],
+  ['commit', 'COMMIT'],
+  ['rollback', 'ROLLBACK'],
+];
+
+const mariadbPrototypes = new WeakSet<object>();
+
+/**
+ * A mariadb promise connection. The pool hands out a new one per `getConnection()`, so its
+ * methods are wrapped once on their prototype, and each wrapper finds its record by `this`:
+ * connections poolwatch does not follow just call through.
+ */
+export function followMariadb(connection: unknown): ConnectionActivity | undefined {
+  if (typeof connection !== 'object' || connection === null) return undefined;
+  const known = followed.get(connection);
+  if (known !== undefined) return known;
+  const proto = Object.getPrototypeOf(connection) as object | null;
+  if (proto === null || proto === Object.prototype) return undefined;
+  if (!mariadbPrototypes.has(proto)) {
+    for (const [key, statement] of mariadbMethods) {
+      wrapOwn(proto, key, (original) =>
+        function (this: unknown) {
+          const record = typeof this === 'object' && this !== null ? followed.get(this) : undefined;
+          if (record === undefined) return original.apply(this, arguments as unknown as unknown[]);
+          record.started(statement ?? arguments[0]);
+          let result: unknown;
+          try {
+            result = original.apply(this, arguments as unknown as unknown[]);
+          } catch (error) {
+            record.ended();
+            throw error;
+          }
+          if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') {
+            record.ended();
+            return result;
+          }
+          // The app gets the chained promise, so a rejection it leaves unhandled stays unhandled.
+          return (result as PromiseLike<unknown>).then(
+            (value) => {
+              record.ended();
+              return value;
+            },
+            (error: unknown) => {
+              record.ended();
+              throw error;
+            },
+          );
+        },
+      );
+    }
+    mariadbPrototypes.add(proto);
+  }
+  const record = new ConnectionActivity('mysql');
+  // A connection handed over inside a transaction another lease left open: the server knows.
+  try {
+    const status = (connection as { info?: { status?: unknown } }).info?.status;
+    if (typeof status === 'number') record.inTransaction = (status & 1) !== 0;
+  } catch {
+    // No status to read: assume none.
+  }
+  followed.set(connection, record);
+  return record;
+}
+
+/** A one-shot lease (`pool.query()` with no connection object): it is its query, from handover to release. */
+export function oneShot(dialect: Dialect, query: unknown): ConnectionActivity {
+  const record = new ConnectionActivity(dialect);
+  record.started(query);
+  return record;
+}
+
+/** A driver connection as knex and Sequelize hold it: pg `Client` or a mysql2 connection, by shape. */
+export function followDriverConnection(connection: unknown): ConnectionActivity | undefined {
+  if (typeof connection !== 'object' || connection === null) return undefined;
+  const known = followed.get(connection);
+  if (known !== undefined) return known;
+  const c = connection as Record<string, unknown>;
+  if (typeof c.readyForQuery === 'boolean' && typeof (c.connection as { on?: unknown } | undefined)?.on === 'function') return followPg(connection);
+  if (typeof c.query === 'function' && typeof c.execute === 'function' && typeof c.beginTransaction === 'function' && typeof c.threadId !== 'undefined') {
+    // mariadb's promise connection also has these; mysql2's has a config with connection options.
+    return typeof (c as { config?: { connectTimeout?: unknown } }).config === 'object' && typeof c.addCommand === 'function' ? followMysql2(connection) : followMariadb(connection);
+  }
+  return undefined;
+}
