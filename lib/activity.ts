@@ -23,21 +23,45 @@ const closes = /^\s*(?:COMMIT\b|ROLLBACK\b(?!\s+(?:WORK\s+)?TO\b)|XA\s+ROLLBACK\
 export class ConnectionActivity {
   busy = 0;
   inTransaction = false;
-  sinceMono: number;
+  /** Monotonic ms when the current activity began; 0 until the first query (a lease counts from its handover). */
+  sinceMono = 0;
   sql: string | undefined = undefined;
   /** A lease past its threshold in a query, to be looked at again once the query ends. */
   waiter: IdleWaiter | null = null;
+  // Bound once per connection, when a driver first needs them (a one-shot query's record never does).
+  #end: (() => void) | undefined = undefined;
+  #settled: (<T>(value: T) => T) | undefined = undefined;
+  #failed: ((error: unknown) => never) | undefined = undefined;
+
   /** For an event a driver emits at each query's end. */
-  readonly end = (): void => this.ended();
+  get end(): () => void {
+    return (this.#end ??= () => this.ended());
+  }
+
+  /** For a promise a driver returns: passes its value through. */
+  get settled(): <T>(value: T) => T {
+    return (this.#settled ??= <T>(value: T): T => {
+      this.ended();
+      return value;
+    });
+  }
+
+  /** For a promise a driver returns: passes its rejection through. */
+  get failed(): (error: unknown) => never {
+    return (this.#failed ??= (error: unknown): never => {
+      this.ended();
+      throw error;
+    });
+  }
 
   constructor(
     readonly dialect: Dialect,
     // The driver's own word that nothing is in flight, when it keeps one: outranks the count,
     // which a query that failed before reaching the server could leave raised.
     readonly driverIdle?: () => boolean,
-  ) {
-    this.sinceMono = now();
-  }
+    // The server's own word on the transaction, when the driver keeps it: outranks the statements seen.
+    readonly driverTransaction?: () => boolean | undefined,
+  ) {}
 
   started(query: unknown): void {
     const sql = sqlOf(query);
@@ -62,7 +86,9 @@ export class ConnectionActivity {
 
   #transaction(sql: string): void {
     // Most statements start with another letter: no regex for them.
-    const c = sql.charCodeAt(sql.search(/\S/)) | 0x20;
+    let i = 0;
+    while (i < sql.length && sql.charCodeAt(i) <= 32) i++;
+    const c = sql.charCodeAt(i) | 0x20;
     if (c !== 0x62 && c !== 0x73 && c !== 0x78 && c !== 0x63 && c !== 0x72) return;
     if (opens.test(sql)) this.inTransaction = true;
     else if (closes.test(sql)) this.inTransaction = false;
@@ -79,7 +105,13 @@ export class ConnectionActivity {
       if (!idle) return 'query';
       this.busy = 0;
     }
-    return this.inTransaction ? 'idle-in-transaction' : 'idle';
+    let inTransaction = this.inTransaction;
+    try {
+      inTransaction = this.driverTransaction?.() ?? inTransaction;
+    } catch {
+      // As the statements say.
+    }
+    return inTransaction ? 'idle-in-transaction' : 'idle';
   }
 
   get lastQuery(): string | undefined {
@@ -188,22 +220,35 @@ const mariadbMethods: ReadonlyArray<readonly [string, string | undefined]> = [
 
 const mariadbPrototypes = new WeakSet<object>();
 
+// A mariadb promise connection's `info`: one per server connection, however many wrappers the pool makes for it.
+function mariadbKey(connection: object): object {
+  try {
+    const info = (connection as { info?: unknown }).info;
+    if (typeof info === 'object' && info !== null) return info;
+  } catch {
+    // No info to key by: the wrapper itself.
+  }
+  return connection;
+}
+
 /**
  * A mariadb promise connection. The pool hands out a new one per `getConnection()`, so its
- * methods are wrapped once on their prototype, and each wrapper finds its record by `this`:
- * connections poolwatch does not follow just call through.
+ * methods are wrapped once on their prototype, and each wrapper finds its record by the
+ * connection's `info` (one per server connection): connections poolwatch does not follow
+ * just call through.
  */
 export function followMariadb(connection: unknown): ConnectionActivity | undefined {
   if (typeof connection !== 'object' || connection === null) return undefined;
-  const known = followed.get(connection);
+  const key = mariadbKey(connection);
+  const known = followed.get(key);
   if (known !== undefined) return known;
   const proto = Object.getPrototypeOf(connection) as object | null;
   if (proto === null || proto === Object.prototype) return undefined;
   if (!mariadbPrototypes.has(proto)) {
-    for (const [key, statement] of mariadbMethods) {
-      wrapOwn(proto, key, (original) =>
+    for (const [method, statement] of mariadbMethods) {
+      wrapOwn(proto, method, (original) =>
         function (this: unknown) {
-          const record = typeof this === 'object' && this !== null ? followed.get(this) : undefined;
+          const record = typeof this === 'object' && this !== null ? followed.get(mariadbKey(this)) : undefined;
           if (record === undefined) return original.apply(this, arguments as unknown as unknown[]);
           record.started(statement ?? arguments[0]);
           let result: unknown;
@@ -218,37 +263,26 @@ export function followMariadb(connection: unknown): ConnectionActivity | undefin
             return result;
           }
           // The app gets the chained promise, so a rejection it leaves unhandled stays unhandled.
-          return (result as PromiseLike<unknown>).then(
-            (value) => {
-              record.ended();
-              return value;
-            },
-            (error: unknown) => {
-              record.ended();
-              throw error;
-            },
-          );
+          return (result as PromiseLike<unknown>).then(record.settled, record.failed);
         },
       );
     }
     mariadbPrototypes.add(proto);
   }
-  const record = new ConnectionActivity('mysql');
-  // A connection handed over inside a transaction another lease left open: the server knows.
-  try {
-    const status = (connection as { info?: { status?: unknown } }).info?.status;
-    if (typeof status === 'number') record.inTransaction = (status & 1) !== 0;
-  } catch {
-    // No status to read: assume none.
-  }
-  followed.set(connection, record);
+  // The server's status flags of its last reply (SERVER_STATUS_IN_TRANS): right also when the
+  // pool rolled back a transaction on release, out of poolwatch's sight.
+  const info = key as { status?: unknown };
+  const record = new ConnectionActivity('mysql', undefined, () => (typeof info.status === 'number' ? (info.status & 1) !== 0 : undefined));
+  followed.set(key, record);
   return record;
 }
 
 /** A one-shot lease (`pool.query()` with no connection object): it is its query, from handover to release. */
 export function oneShot(dialect: Dialect, query: unknown): ConnectionActivity {
   const record = new ConnectionActivity(dialect);
-  record.started(query);
+  // Its query began at the handover, which is where a lease's activity counts from: no clock read.
+  record.busy = 1;
+  record.sql = sqlOf(query);
   return record;
 }
 

@@ -400,7 +400,7 @@ export class WatchedPool implements Tracker {
     if (this.#queued.size !== 0) this.#queued.delete(lease);
     if (error === undefined) return;
     try {
-      const timedOut = this.capabilities.can.exhaustion && this.adapter.isExhaustion?.(error) === true;
+      const timedOut = this.adapter.isExhaustion?.(error) === true;
       // With no connection leased, a failed acquire is a database out of reach: the pool could
       // not open one. Its error stays exactly as it was (the responder searches for the
       // driver's words); the verdict is on error.poolwatch and the event.

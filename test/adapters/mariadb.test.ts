@@ -4,7 +4,7 @@ import type { Pool, PoolConfig, PoolConnection } from 'mariadb';
 import mysql2 from 'mysql2';
 import { createDetector, watch, unwatch, detectorOf, type LeakReport, type LeaseInfo, type MisuseEvent } from '../../lib/index.js';
 import { mariadb as adapter } from '../../lib/adapters/mariadb.js';
-import { compliance } from '../helpers/compliance.js';
+import { activitySql, compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
@@ -50,15 +50,7 @@ for (const { label, mariadb: { SqlError, createConnection, createPool } } of mar
       methods: ['getConnection', 'query', 'batch', 'execute', 'importFile'],
       createFailing: () => failingPool(),
       closeFailing: (pool) => pool.end(),
-      activity: {
-        query: (conn, sql, values) => conn.query(sql, values),
-        param: '?',
-        begin: 'START TRANSACTION',
-        rollback: 'ROLLBACK',
-        lock: "SELECT GET_LOCK('poolwatch-test', 60)",
-        unlock: "SELECT RELEASE_LOCK('poolwatch-test')",
-        reclaims: true,
-      },
+      activity: { ...activitySql.mysql, query: (conn, sql, values) => conn.query(sql, values), reclaims: true },
     });
   });
 

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import type mysql from 'mysql2';
 import type mysqlPromise from 'mysql2/promise';
 import { createDetector, watch, unwatch, detectorOf, type CapabilityManifest, type LeakReport, type LeaseInfo, type MisuseEvent } from '../../lib/index.js';
-import { compliance } from '../helpers/compliance.js';
+import { activitySql, compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { mariadbConfig, type MariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
@@ -120,15 +120,7 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
       methods: coreMethods,
       createFailing: async () => mysql.createPool(config({ connectionLimit: 1, password: 'wrong-password' })),
       closeFailing: end,
-      activity: {
-        query: (conn, sql, values) => new Promise((resolve, reject) => conn.query(sql, values ?? [], (error, rows) => (error ? reject(error) : resolve(rows)))),
-        param: '?',
-        begin: 'START TRANSACTION',
-        rollback: 'ROLLBACK',
-        lock: "SELECT GET_LOCK('poolwatch-test', 60)",
-        unlock: "SELECT RELEASE_LOCK('poolwatch-test')",
-        reclaims: true,
-      },
+      activity: { ...activitySql.mysql, query: (conn, sql, values) => new Promise((resolve, reject) => conn.query(sql, values ?? [], (error, rows) => (error ? reject(error) : resolve(rows)))), reclaims: true },
     });
   });
 
@@ -144,15 +136,7 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
       methods: ['getConnection', 'query', 'execute', 'releaseConnection'],
       createFailing: async () => mysqlPromise.createPool(config({ connectionLimit: 1, password: 'wrong-password' })),
       closeFailing: (pool) => pool.end(),
-      activity: {
-        query: (conn, sql, values) => conn.query(sql, values),
-        param: '?',
-        begin: 'START TRANSACTION',
-        rollback: 'ROLLBACK',
-        lock: "SELECT GET_LOCK('poolwatch-test', 60)",
-        unlock: "SELECT RELEASE_LOCK('poolwatch-test')",
-        reclaims: true,
-      },
+      activity: { ...activitySql.mysql, query: (conn, sql, values) => conn.query(sql, values), reclaims: true },
     });
   });
 

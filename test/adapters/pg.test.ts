@@ -3,7 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type Socket } from 'node:net';
 import type pg from 'pg';
 import { createDetector, watch, unwatch, detectorOf, type LeakReport, type LeaseInfo, type MisuseEvent } from '../../lib/index.js';
-import { compliance } from '../helpers/compliance.js';
+import { activitySql, compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { siteOf } from '../helpers/site.js';
@@ -63,15 +63,7 @@ for (const { label, pg, PgPool } of pgVersions()) t.test(label, async (t) => {
       methods: ['connect', 'query'],
       createFailing: async () => newPool({ password: 'wrong-password' }),
       closeFailing: end,
-      activity: {
-        query: (client, sql, values) => client.query(sql, values),
-        param: '$1',
-        begin: 'BEGIN',
-        rollback: 'ROLLBACK',
-        lock: 'SELECT pg_advisory_lock(4242)',
-        unlock: 'SELECT pg_advisory_unlock(4242)',
-        reclaims: true,
-      },
+      activity: { ...activitySql.postgres, query: (client, sql, values) => client.query(sql, values), reclaims: true },
     });
   });
 

@@ -9,7 +9,7 @@ import type { Lease } from '../../lib/lease.js';
 import { libraryMatcher, originOf, type Trace } from '../../lib/stack.js';
 import type { Tracker } from '../../lib/adapters/types.js';
 import { sequelize as adapter } from '../../lib/adapters/sequelize.js';
-import { compliance, type ActivityHarness } from '../helpers/compliance.js';
+import { activitySql, compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
@@ -48,7 +48,7 @@ interface Dialect {
   readonly idSql: string;
   /** Whether Sequelize's dialect destroys a connection whose server session ends while it is leased. */
   readonly destroysDropped: boolean;
-  readonly activity: Omit<ActivityHarness<Conn>, 'query' | 'reclaims'>;
+  readonly activity: (typeof activitySql)[keyof typeof activitySql];
 }
 
 // Every test below runs once per database, as a subtest named by it.
@@ -371,7 +371,7 @@ t.test('PostgreSQL', async (t) => {
     sleepSql: (marker) => `SELECT pg_sleep(30) /*${marker}*/`,
     idSql: 'SELECT pg_backend_pid() AS id',
     destroysDropped: true,
-    activity: { param: '$1', begin: 'BEGIN', rollback: 'ROLLBACK', lock: 'SELECT pg_advisory_lock(4242)', unlock: 'SELECT pg_advisory_unlock(4242)' },
+    activity: activitySql.postgres,
   });
 });
 
@@ -387,7 +387,7 @@ t.test('MariaDB', async (t) => {
     idSql: 'SELECT CONNECTION_ID() AS id',
     // Its error handler destroys on socket errors only, not on a server's kill: the connection comes back by release().
     destroysDropped: false,
-    activity: { param: '?', begin: 'START TRANSACTION', rollback: 'ROLLBACK', lock: "SELECT GET_LOCK('poolwatch-test', 60)", unlock: "SELECT RELEASE_LOCK('poolwatch-test')" },
+    activity: activitySql.mysql,
   });
 });
 

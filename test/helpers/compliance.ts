@@ -47,6 +47,12 @@ export interface ActivityHarness<Conn> {
   readonly reclaims: boolean;
 }
 
+/** The SQL of the activity tests, per dialect; a harness adds how to query and whether it reclaims. */
+export const activitySql = {
+  postgres: { param: '$1', begin: 'BEGIN', rollback: 'ROLLBACK', lock: 'SELECT pg_advisory_lock(4242)', unlock: 'SELECT pg_advisory_unlock(4242)' },
+  mysql: { param: '?', begin: 'START TRANSACTION', rollback: 'ROLLBACK', lock: "SELECT GET_LOCK('poolwatch-test', 60)", unlock: "SELECT RELEASE_LOCK('poolwatch-test')" },
+} as const;
+
 /** Distinctive values that must never reach a report. */
 const secretValue = 'sekrit-Qv7x-param';
 const secretLiteral = 'lit-Zz91-secret';
