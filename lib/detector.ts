@@ -8,6 +8,10 @@ import { WatchedPool, type DetectorHost, type PoolStats } from './watched-pool.j
 import type { LeaseInfo } from './lease.js';
 import { LeakReport } from './report.js';
 import type { PoolSizing } from './sizing.js';
+import { sampleIntervalMs } from './timeline.js';
+import { renderReport, type ReportData } from './html-report.js';
+import { writeFileSync, renameSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 // setTimeout's longest delay (2^31 - 1 ms, ~24.8 days).
 const maxTimerMs = 2_147_483_647;
@@ -55,6 +59,8 @@ export class Detector {
   readonly #host: DetectorHost;
   #leaseIds = 0;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  // Samples every pool once a second for the HTML report; unref'd, and only while a pool is watched.
+  #sampler: ReturnType<typeof setInterval> | undefined = undefined;
   #timerAt = Infinity;
 
   constructor(options?: DetectorOptions) {
@@ -105,7 +111,48 @@ export class Detector {
       owners.set(target, this);
     }
     watching.add(this);
+    if (this.#sampler === undefined) {
+      this.#sampler = setInterval(this.#sample, sampleIntervalMs);
+      this.#sampler.unref?.();
+    }
     return pool;
+  }
+
+  #sample = (): void => {
+    const at = now();
+    for (const watched of this.#pools.values()) watched.sample(at);
+  };
+
+  /**
+   * Writes the HTML report to `path` and returns its absolute path: one self-contained file
+   * that opens with no network. Per pool, a chart of its last hour (leased, idle and waiting
+   * connections against its max, leaks, timeouts and reclaims marked), who holds it grouped
+   * by call site, and its sizing verdict.
+   */
+  writeReport(path: string): string {
+    if (typeof path !== 'string' || path.trim() === '') {
+      throw new PoolwatchTypeError(codes.invalidOption, `Expected the \`path\` of writeReport() to be a file path, got ${describe(path)}.`);
+    }
+    const at = now();
+    this.#sample();
+    const data: ReportData = {
+      title: 'poolwatch report',
+      generatedAt: Date.now(),
+      pools: [...this.#pools.values()].map((watched) => ({
+        name: watched.name,
+        capacity: watched.capacity === Infinity ? undefined : watched.capacity,
+        samples: watched.timeline.samples(),
+        marks: watched.timeline.marks(),
+        holders: watched.holders(at),
+        sizing: watched.sizing(at),
+      })),
+    };
+    const file = resolve(path);
+    // Whole or not at all: a reader never opens half a report.
+    const partial = `${file}.${process.pid}.tmp`;
+    writeFileSync(partial, renderReport(data));
+    renameSync(partial, file);
+    return file;
   }
 
   // The watched pool that is `pool`, or `target`, or instruments `target` too.
@@ -132,6 +179,8 @@ export class Detector {
     }
     if (this.#pools.size === 0) {
       this.#disarm();
+      clearInterval(this.#sampler);
+      this.#sampler = undefined;
       watching.delete(this);
     }
     return true;

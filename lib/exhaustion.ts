@@ -84,7 +84,8 @@ interface Group {
   lastQuery: string | undefined;
 }
 
-function group(leases: readonly Lease[], at: number): HolderGroup[] {
+/** Open leases grouped by call site, the largest group first. */
+export function groupHolders(leases: readonly Lease[], at: number): HolderGroup[] {
   const bySite = new Map<string | undefined, Group>();
   for (const lease of leases) {
     const callSite = lease.callSite;
@@ -124,7 +125,7 @@ export function describeExhaustion(
   suppressed: number,
   judgement?: Judgement,
 ): ExhaustedEvent {
-  const groups = group(leases, at);
+  const groups = groupHolders(leases, at);
   const n = leases.length;
   const size = capacity === undefined ? `${n} ${n === 1 ? 'connection' : 'connections'}` : `${n} of ${capacity} connections`;
   const waited = formatDuration(longestWaitMs);

@@ -24,6 +24,8 @@ function start(): void {
   }
   configure(read.settings.detector);
   startLog(read.settings.log);
+  const report = read.settings.report;
+  if (report !== undefined) writeReportAtExit(report);
 
   const names = Object.keys(patches);
   // CommonJS: every require(), including an ORM's own of its pool library.
@@ -54,6 +56,21 @@ function start(): void {
       if (patch !== undefined) patchNamespace(namespace, patch);
     });
   }
+}
+
+// At exit, however the app ends (its last request, process.exit(), a signal it handles): the
+// 'exit' listener runs synchronously, so the report is written with writeFileSync.
+function writeReportAtExit(path: string): void {
+  process.once('exit', () => {
+    try {
+      // Required only now: the preload loads the detector when the first pool appears, not at start.
+      const { defaultDetector } = require('./detector.js') as typeof import('./detector.js');
+      const written = defaultDetector().writeReport(path);
+      say(`report written to ${written}`);
+    } catch (error) {
+      say(`could not write POOLWATCH_REPORT (${(error as Error)?.message ?? String(error)})`);
+    }
+  });
 }
 
 /**

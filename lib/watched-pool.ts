@@ -2,7 +2,7 @@ import createDebug from 'debug';
 import { describe } from './errors.js';
 import { installAll } from './adapters/patch.js';
 import { enabledCheck } from './log.js';
-import { now } from './clock.js';
+import { now, toEpoch } from './clock.js';
 import { Lease, emptyLabels, leaseView, pending, open, closed, failed } from './lease.js';
 import { channels } from './channels.js';
 import { Ledger } from './ledger.js';
@@ -10,10 +10,11 @@ import { LeakReport, formatDuration, type LeakKind } from './report.js';
 import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
 import { LoadWindow, type PoolSizing } from './sizing.js';
+import { Timeline } from './timeline.js';
 import { fullDepth, captureTrace, libraryMatcher, originOf, type Origin, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
-import { describeExhaustion, nameHolders, type ExhaustedEvent, type ExhaustionReason, type Judgement } from './exhaustion.js';
+import { describeExhaustion, groupHolders, nameHolders, type ExhaustedEvent, type ExhaustionReason, type HolderGroup, type Judgement } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
 import type { Emitter, MisuseKind } from './events.js';
@@ -156,6 +157,8 @@ export class WatchedPool implements Tracker {
   readonly #waited = new Summary();
   // The last minute's load, for sizing().
   readonly #load = new LoadWindow(now());
+  /** The last hour, sampled each second, with what happened: for the HTML report. */
+  readonly timeline = new Timeline();
   /** Requests that found every connection leased and are still waiting, oldest first. */
   readonly #queued = new Set<Lease>();
   readonly #hurtingWaitMs: number;
@@ -408,6 +411,7 @@ export class WatchedPool implements Tracker {
       if (timedOut) this.#timeouts++;
       const at = now();
       const event = this.#exhaustion(timedOut ? 'timeout' : 'failed', at, at - lease.requestedMono, error, lease);
+      this.timeline.mark({ at: toEpoch(at), kind: 'timeout', text: event.message.split('\n')[0]!, verdict: event.verdict });
       // The error is named whatever the rate limit: each one reaches some log line.
       nameHolders(error, event);
     } catch (failure) {
@@ -643,6 +647,7 @@ export class WatchedPool implements Tracker {
       lease.slow = true;
       const { emitter } = this.host;
       if (emitter.wanted('slow')) emitter.emit('slow', leaseView(lease));
+      this.timeline.mark({ at: toEpoch(at), kind: 'slow', text: `lease #${lease.leaseId} past its threshold in a query${lease.callSite === undefined ? '' : `, from ${lease.callSite}`}` });
       if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold in a query: slow, not leaked (%s)', this.name, lease.leaseId, lease.lastQuery ?? 'query not shown');
     }
     lease.follow!.waiter = lease;
@@ -740,6 +745,7 @@ export class WatchedPool implements Tracker {
     this.#leaksBySite.set(site, occurrence);
     const report = new LeakReport(lease, kind, at - lease.acquiredMono, occurrence);
     lease.report = report;
+    this.timeline.mark({ at: toEpoch(at), kind: kind === 'reclaimed' ? 'reclaimed' : 'leak', text: report.message });
     // A lease reported before and now taken back is one leak, reported twice.
     if (count) this.#leaked++;
     this.#sampler.alert();
@@ -760,6 +766,16 @@ export class WatchedPool implements Tracker {
     // 1st, 10th, 100th… leak from one line: a leaking loop does not flood the log.
     if (logLeak.enabled && isPowerOfTen(occurrence)) logLeak('%s', occurrence === 1 ? report.message : `${report.message} (leak ${occurrence} from this line)`);
     return report;
+  }
+
+  /** Records how the pool stands now on its timeline. */
+  sample(at: number): void {
+    this.timeline.record(toEpoch(at), this.ledger.size, this.#idle(), this.#waiting);
+  }
+
+  /** Who holds the pool now, grouped by call site. */
+  holders(at: number): HolderGroup[] {
+    return groupHolders([...this.ledger], at);
   }
 
   /** The last minute's load and the size that serves it. */

@@ -7,6 +7,8 @@ export type LogFormat = 'text' | 'json' | 'off';
 export interface PreloadSettings {
   readonly detector: DetectorOptions;
   readonly log: LogFormat;
+  /** POOLWATCH_REPORT: where to write the HTML report at exit. */
+  readonly report: string | undefined;
 }
 
 /** What the environment says, or the one line that says which variable is wrong. */
@@ -29,7 +31,7 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
 }
 
 /**
- * Reads POOLWATCH_LEAK_THRESHOLD_MS, POOLWATCH_STACKS and POOLWATCH_LOG. An unset or
+ * Reads POOLWATCH_LEAK_THRESHOLD_MS, POOLWATCH_STACKS, POOLWATCH_LOG and POOLWATCH_REPORT. An unset or
  * empty variable takes the default; a bad one is a problem that names it.
  */
 export function readSettings(env: NodeJS.ProcessEnv): ReadSettings {
@@ -59,5 +61,8 @@ export function readSettings(env: NodeJS.ProcessEnv): ReadSettings {
     log = chosen as LogFormat;
   }
 
-  return { settings: { detector, log } };
+  // A path: anything but blank. Where it cannot be written is said at exit, when it is tried.
+  const report = env.POOLWATCH_REPORT?.trim() || undefined;
+
+  return { settings: { detector, log, report } };
 }

@@ -1,5 +1,7 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { siteOf } from '../helpers/site.js';
 
@@ -81,6 +83,24 @@ t.test('an app ends by itself with its own exit code while the preload watches a
   t.equal(ended.code, 7);
   t.equal(ended.stdout, 'app done\n');
   t.equal(ended.stderr, '', 'nothing to say before the threshold');
+});
+
+t.test('POOLWATCH_REPORT writes the HTML report at exit: the pool and who holds it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'poolwatch-report-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'at-exit.html');
+  const ended = await finish(['--import', 'poolwatch/register', fixture('ends.mjs')], { POOLWATCH_REPORT: path, APP_EXIT_CODE: '5' });
+  t.equal(ended.code, 5, "the app's own exit code");
+  t.equal(ended.stderr, `poolwatch: report written to ${path}\n`);
+  const html = readFileSync(path, 'utf8');
+  t.match(html, 'generic-pool', 'the pool');
+  t.match(html, 'test/fixtures/register/ends.mjs:6:', 'its leaked lease, by call site');
+});
+
+t.test('a POOLWATCH_REPORT that cannot be written is one line at exit; the exit code stays', async (t) => {
+  const ended = await finish(['--import', 'poolwatch/register', fixture('ends.mjs')], { POOLWATCH_REPORT: join(root, 'no-such-dir', 'r.html'), APP_EXIT_CODE: '4' });
+  t.equal(ended.code, 4);
+  t.match(ended.stderr, /^poolwatch: could not write POOLWATCH_REPORT \(ENOENT/);
 });
 
 for (const [variable, value, says] of [
