@@ -11,6 +11,7 @@ import { Sampler } from './sampler.js';
 import { Summary, type SummaryInfo } from './summary.js';
 import { LoadWindow, type PoolSizing } from './sizing.js';
 import { Timeline } from './timeline.js';
+import type { Activity } from './activity.js';
 import { fullDepth, captureTrace, libraryMatcher, originOf, type Origin, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
@@ -103,6 +104,10 @@ export interface PoolStats {
   readonly waited: SummaryInfo;
   /** What poolwatch can see of this pool: the library and version, and what a missing private field took away. */
   readonly capabilities: CapabilityManifest;
+  /** Open leases by what their connection is doing, when the driver shows it (the `activity` capability). */
+  readonly activity: Readonly<Record<Activity, number>> | undefined;
+  /** How long the oldest open lease has been held; 0 with none open. */
+  readonly oldestHeldMs: number;
 }
 
 /** What a watched pool needs from its detector. */
@@ -784,6 +789,21 @@ export class WatchedPool implements Tracker {
   }
 
   stats(): PoolStats {
+    const at = now();
+    let activity: Record<Activity, number> | undefined;
+    // Read at stats() (a scrape), never counted on the acquire path.
+    if (this.following) {
+      activity = { idle: 0, query: 0, 'idle-in-transaction': 0 };
+      for (const lease of this.ledger) {
+        const doing = lease.activity;
+        if (doing !== undefined) activity[doing]++;
+      }
+    }
+    let oldestHeldMs = 0;
+    for (const lease of this.ledger) {
+      oldestHeldMs = at - lease.acquiredMono;
+      break;
+    }
     return {
       open: this.ledger.size,
       waiting: this.#waiting,
@@ -801,6 +821,8 @@ export class WatchedPool implements Tracker {
       held: this.#held.toJSON(),
       waited: this.#waited.toJSON(),
       capabilities: this.capabilities,
+      activity,
+      oldestHeldMs,
     };
   }
 

@@ -39,7 +39,8 @@ const secondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
  * - `db.client.connection.pending_requests` (observable UpDownCounter, `{request}`);
  * - `db.client.connection.timeouts` (observable Counter, `{timeout}`): acquires the pool gave up on;
  * - `db.client.connection.wait_time` and `db.client.connection.use_time` (Histograms, `s`);
- * - `poolwatch.leaks` (Counter, `{leak}`) by `poolwatch.leak.kind`.
+ * - `poolwatch.leaks` (Counter, `{leak}`) by `poolwatch.leak.kind`;
+ * - `poolwatch.connection.activity` (UpDownCounter) by `poolwatch.activity`, where the driver shows it; `poolwatch.lease.oldest_age` (Gauge, s); `poolwatch.acquire.failures` (Counter).
  * Counts are read from `detector.stats()` at collection time, so pools watched later are
  * included; histograms and leaks count from now on. Returns `{ unregister() }`.
  */
@@ -92,6 +93,18 @@ export function registerOtelMetrics(detector: Detector, options: OtelMetricsOpti
     description: "The pool size that covers the p99 of the last minute's demand with 25% headroom.",
     unit: '{connection}',
   });
+  const activity = meter.createObservableUpDownCounter('poolwatch.connection.activity', {
+    description: 'Open leases by what their connection is doing (idle, query, idle-in-transaction), for pools whose driver shows it.',
+    unit: '{connection}',
+  });
+  const oldest = meter.createObservableGauge('poolwatch.lease.oldest_age', {
+    description: 'How long the oldest open lease has been held; 0 with none open.',
+    unit: 's',
+  });
+  const failures = meter.createObservableCounter('poolwatch.acquire.failures', {
+    description: 'Acquire calls that failed or timed out: a database refusing connections counts here, not in the timeouts.',
+    unit: '{failure}',
+  });
   const leaks: Counter = meter.createCounter('poolwatch.leaks', {
     description: 'Connection leases reported as leaks, by kind.',
     unit: '{leak}',
@@ -108,7 +121,7 @@ export function registerOtelMetrics(detector: Detector, options: OtelMetricsOpti
     return attributes;
   };
 
-  const observables: Observable[] = [count, max, pending, timeouts, needed, suggestedMax];
+  const observables: Observable[] = [count, max, pending, timeouts, needed, suggestedMax, activity, oldest, failures];
   const observe = (result: BatchObservableResult): void => {
     for (const [pool, stats] of Object.entries(detector.stats())) {
       const attributes = attributesOf(pool);
@@ -117,6 +130,11 @@ export function registerOtelMetrics(detector: Detector, options: OtelMetricsOpti
       if (stats.capacity !== undefined) result.observe(max, stats.capacity, attributes.pool);
       result.observe(pending, stats.waiting, attributes.pool);
       result.observe(timeouts, stats.timeouts, attributes.pool);
+      result.observe(failures, stats.failed, attributes.pool);
+      result.observe(oldest, stats.oldestHeldMs / 1000, attributes.pool);
+      if (stats.activity !== undefined) {
+        for (const [doing, n] of Object.entries(stats.activity)) result.observe(activity, n, { [poolName]: pool, 'poolwatch.activity': doing });
+      }
     }
     for (const sizing of detector.sizing()) {
       const attributes = attributesOf(sizing.pool);

@@ -24,6 +24,7 @@ export interface PrometheusMetricsRegistration {
 const poolLabel = 'db_client_connection_pool_name';
 const stateLabel = 'db_client_connection_state';
 const kindLabel = 'poolwatch_leak_kind';
+const activityLabel = 'poolwatch_activity';
 
 // The same boundaries as poolwatch/otel: from a millisecond to minutes.
 const secondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -111,6 +112,44 @@ class RegistryMetrics {
         for (const s of sizing()) if (s.suggestedMax !== undefined) suggested.inc({ [poolLabel]: s.pool }, s.suggestedMax);
       },
     });
+    // What held connections are doing, and how old the oldest lease is: a leak in progress
+    // (a connection idle in a transaction, a lease far past its usual hold) before it is reported.
+    const activity = new Gauge({
+      name: 'poolwatch_connections_by_activity',
+      help: 'Open leases by what their connection is doing (idle, query, idle-in-transaction), for pools whose driver shows it.',
+      labelNames: [poolLabel, activityLabel],
+      registers,
+      collect: () => {
+        activity.reset();
+        for (const [pool, s] of stats()) {
+          if (s.activity === undefined) continue;
+          for (const [doing, n] of Object.entries(s.activity)) activity.inc({ [poolLabel]: pool, [activityLabel]: doing }, n);
+        }
+      },
+    });
+    const oldest = new Gauge({
+      name: 'poolwatch_oldest_lease_seconds',
+      help: 'How long the oldest open lease has been held; 0 with none open.',
+      labelNames: [poolLabel],
+      registers,
+      collect: () => {
+        oldest.reset();
+        // Pools of one name in several detectors: the oldest of them.
+        const byPool = new Map<string, number>();
+        for (const [pool, s] of stats()) byPool.set(pool, Math.max(byPool.get(pool) ?? 0, s.oldestHeldMs / 1000));
+        for (const [pool, seconds] of byPool) oldest.set({ [poolLabel]: pool }, seconds);
+      },
+    });
+    const failures = new Counter({
+      name: 'poolwatch_acquire_failures_total',
+      help: 'Acquire calls that failed or timed out: a database refusing connections counts here, not in the timeouts.',
+      labelNames: [poolLabel],
+      registers,
+      collect: () => {
+        failures.reset();
+        for (const [pool, s] of stats()) failures.inc({ [poolLabel]: pool }, s.failed);
+      },
+    });
     this.waitTime = new Histogram({
       name: 'db_client_connection_wait_time_seconds',
       help: 'The time it took to obtain an open connection from the pool.',
@@ -131,7 +170,7 @@ class RegistryMetrics {
       labelNames: [poolLabel, kindLabel],
       registers,
     });
-    this.names = ['db_client_connection_count', 'db_client_connection_max', 'db_client_connection_pending_requests', 'db_client_connection_timeouts_total', 'db_client_connection_wait_time_seconds', 'db_client_connection_use_time_seconds', 'poolwatch_leaks_total', 'poolwatch_connections_needed', 'poolwatch_suggested_max'];
+    this.names = ['db_client_connection_count', 'db_client_connection_max', 'db_client_connection_pending_requests', 'db_client_connection_timeouts_total', 'db_client_connection_wait_time_seconds', 'db_client_connection_use_time_seconds', 'poolwatch_leaks_total', 'poolwatch_connections_needed', 'poolwatch_suggested_max', 'poolwatch_connections_by_activity', 'poolwatch_oldest_lease_seconds', 'poolwatch_acquire_failures_total'];
   }
 
   waited(pool: string): Observer {
@@ -168,6 +207,8 @@ const byRegistry = new WeakMap<Registry, RegistryMetrics>();
  * - `db_client_connection_pending_requests` (gauge);
  * - `db_client_connection_timeouts_total` (counter): acquires the pool gave up on;
  * - `db_client_connection_wait_time_seconds` and `db_client_connection_use_time_seconds` (histograms);
+ * - `poolwatch_connections_by_activity` (gauge) by `poolwatch_activity` (`idle`, `query`, `idle-in-transaction`), where the driver shows it;
+ * - `poolwatch_oldest_lease_seconds` (gauge) and `poolwatch_acquire_failures_total` (counter);
  * - `poolwatch_leaks_total` (counter) by `poolwatch_leak_kind`.
  * Gauges and timeouts are read from `detector.stats()` at scrape time; histograms and
  * leaks count from now on. Several detectors may share one registry. Returns `{ unregister() }`.

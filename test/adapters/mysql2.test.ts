@@ -118,7 +118,8 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
       release: (_pool, conn) => conn.release(),
       destroy: (_pool, conn) => conn.destroy(),
       methods: coreMethods,
-      createFailing: async () => mysql.createPool(config({ connectionLimit: 1, password: 'wrong-password' })),
+      // A connect timeout the suite's fake clock cannot reach: the refused password is what fails the acquire.
+      createFailing: async () => mysql.createPool(config({ connectionLimit: 1, password: 'wrong-password', connectTimeout: 600_000 })),
       closeFailing: end,
       activity: { ...activitySql.mysql, query: (conn, sql, values) => new Promise((resolve, reject) => conn.query(sql, values ?? [], (error, rows) => (error ? reject(error) : resolve(rows)))), reclaims: true },
     });
@@ -134,7 +135,7 @@ for (const { label, mysql, mysqlPromise } of mysql2Versions()) t.test(`${label} 
       release: (_pool, conn) => conn.release(),
       destroy: (_pool, conn) => conn.destroy(),
       methods: ['getConnection', 'query', 'execute', 'releaseConnection'],
-      createFailing: async () => mysqlPromise.createPool(config({ connectionLimit: 1, password: 'wrong-password' })),
+      createFailing: async () => mysqlPromise.createPool(config({ connectionLimit: 1, password: 'wrong-password', connectTimeout: 600_000 })),
       closeFailing: (pool) => pool.end(),
       activity: { ...activitySql.mysql, query: (conn, sql, values) => conn.query(sql, values), reclaims: true },
     });
