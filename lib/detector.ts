@@ -104,7 +104,10 @@ export class Detector {
     if (resolved.name !== undefined && this.#nameTaken(name)) {
       throw new PoolwatchTypeError(codes.invalidOption, `Expected \`name\` to be unique in this detector: "${name}" already names a watched pool.`);
     }
-    this.#pools.set(pool, new WatchedPool(name, pool, adapter, resolved, this.#host));
+    const watched = new WatchedPool(name, pool, adapter, resolved, this.#host);
+    this.#pools.set(pool, watched);
+    // Its chart starts now, not at the next tick: what happens in its first second is on it.
+    watched.sample(now());
     owners.set(pool, this);
     if (target !== pool) {
       this.#underlying.set(pool, target);
