@@ -146,7 +146,7 @@ export class Detector {
         capacity: watched.capacity === Infinity ? undefined : watched.capacity,
         samples: watched.timeline.samples(),
         marks: watched.timeline.marks(),
-        holders: watched.holders(at),
+        holders: watched.holders(),
         sizing: watched.sizing(at),
       })),
     };

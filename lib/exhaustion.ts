@@ -84,17 +84,18 @@ interface Group {
   lastQuery: string | undefined;
 }
 
-/** Open leases grouped by call site, the largest group first. */
-export function groupHolders(leases: readonly Lease[], at: number): HolderGroup[] {
+/** Open leases grouped by call site, the largest group first: who holds a pool, as every report of it shows. */
+export function groupHolders(leases: readonly LeaseInfo[]): HolderGroup[] {
   const bySite = new Map<string | undefined, Group>();
   for (const lease of leases) {
     const callSite = lease.callSite;
     let entry = bySite.get(callSite);
     if (entry === undefined) {
-      entry = { callSite, count: 0, oldestHeldMs: at - lease.acquiredMono, contexts: [], activity: {}, lastQuery: undefined };
+      entry = { callSite, count: 0, oldestHeldMs: 0, contexts: [], activity: {}, lastQuery: undefined };
       bySite.set(callSite, entry);
     }
     entry.count++;
+    entry.oldestHeldMs = Math.max(entry.oldestHeldMs, Math.round(lease.heldMs));
     if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(safeLabels(lease.context));
     const activity = lease.activity;
     if (activity !== undefined) entry.activity[activity] = (entry.activity[activity] ?? 0) + 1;
@@ -107,7 +108,8 @@ export function groupHolders(leases: readonly Lease[], at: number): HolderGroup[
 
 const activityWords: Record<Activity, string> = { idle: 'idle', query: 'in a query', 'idle-in-transaction': 'idle in a transaction' };
 
-function describeGroupActivity(g: HolderGroup): string {
+/** What a group's connections are doing, as a holders line ends: `; idle in a transaction, last query: …`, or nothing. */
+export function describeGroupActivity(g: HolderGroup): string {
   const parts = (Object.entries(g.activity) as [Activity, number][]).map(([activity, count]) => (count === g.count ? activityWords[activity] : `${count} ${activityWords[activity]}`));
   const query = g.lastQuery === undefined ? '' : `, last query: ${g.lastQuery}`;
   return parts.length === 0 ? '' : `; ${parts.join(', ')}${query}`;
@@ -125,7 +127,7 @@ export function describeExhaustion(
   suppressed: number,
   judgement?: Judgement,
 ): ExhaustedEvent {
-  const groups = groupHolders(leases, at);
+  const groups = groupHolders(leases);
   const n = leases.length;
   const size = capacity === undefined ? `${n} ${n === 1 ? 'connection' : 'connections'}` : `${n} of ${capacity} connections`;
   const waited = formatDuration(longestWaitMs);

@@ -779,8 +779,8 @@ export class WatchedPool implements Tracker {
   }
 
   /** Who holds the pool now, grouped by call site. */
-  holders(at: number): HolderGroup[] {
-    return groupHolders([...this.ledger], at);
+  holders(): HolderGroup[] {
+    return groupHolders([...this.ledger]);
   }
 
   /** The last minute's load and the size that serves it. */

@@ -1,0 +1,25 @@
+/** Why `poolwatch attach` or `status` could not attach: a stable code, and one line for people. */
+export type AttachErrorCode =
+  /** No process has that pid. */
+  | 'POOLWATCH_ATTACH_NO_PROCESS'
+  /** The process belongs to another user. */
+  | 'POOLWATCH_ATTACH_NOT_PERMITTED'
+  /** The process is not a Node.js process (or cannot open its inspector on a signal). */
+  | 'POOLWATCH_ATTACH_NOT_NODE'
+  /** The inspector's port is taken by another process. */
+  | 'POOLWATCH_ATTACH_PORT_TAKEN'
+  /** A debugger is connected to the target's inspector already. */
+  | 'POOLWATCH_ATTACH_INSPECTED'
+  /** The target did not answer over its inspector, or could not load poolwatch. */
+  | 'POOLWATCH_ATTACH_TARGET_FAILED';
+
+export class AttachError extends Error {
+  override readonly name = 'AttachError';
+  constructor(
+    readonly code: AttachErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

