@@ -171,6 +171,8 @@ async function realExport(t: Test): Promise<Exported> {
   t.teardown(() => pgPool.end());
   const refusing = detector.watch(new pg.Pool({ ...db, password: 'wrong-password', max: 1 }), { name: 'refusing' });
   t.teardown(() => refusing.end());
+  // pool.end() resolves before its idle clients have closed: the server's stop at teardown may reach them.
+  pgPool.on('error', () => {});
   const registration = registerPrometheusMetrics(detector, { registry });
   t.teardown(() => registration.unregister());
 
