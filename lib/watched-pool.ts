@@ -472,6 +472,9 @@ export class WatchedPool implements Tracker {
     const n = leases.length;
     if (n === 0) {
       if (error === undefined) return undefined;
+      // The pool counts connections leased that poolwatch never saw: taken before watch() (an
+      // attach mid-incident), not a database out of reach. No verdict rather than a wrong one.
+      if (this.#leasedByPool() > 0) return undefined;
       const cause = (error as { cause?: unknown }).cause;
       return { verdict: 'unreachable', cause: isConnectFailure(cause) ? cause : error };
     }
@@ -824,6 +827,16 @@ export class WatchedPool implements Tracker {
       activity,
       oldestHeldMs,
     };
+  }
+
+  // How many connections the pool itself counts as leased; 0 when it cannot say.
+  #leasedByPool(): number {
+    try {
+      const leased = this.adapter.leased?.(this.target);
+      return typeof leased === 'number' && leased > 0 ? leased : 0;
+    } catch {
+      return 0;
+    }
   }
 
   // Asked of the pool only here, never on acquire/release; a pool that cannot say gives undefined.

@@ -238,6 +238,26 @@ t.test("a pool that cannot create a connection times out with its own message, n
   t.match(detector.stats().db, { timeouts: 1, failed: 1, open: 0 });
 });
 
+t.test('a pool run dry by connections taken before watch() is not called unreachable', async (t) => {
+  const clock = fakeClock(t);
+  const pool = createPool<Conn>({ create: async () => ({}) as Conn, destroy: async () => {} }, { max: 1, acquireTimeoutMillis: 1_000 });
+  // Leased before poolwatch was there (an attach arriving mid-incident): no lease it knows of.
+  const before = await pool.acquire();
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  detector.watch(pool, { name: 'db' });
+  const failing = pool.acquire().then(
+    () => undefined,
+    (error: unknown) => error as Error & { poolwatch?: { verdict?: unknown; message: string } },
+  );
+  await clock.tickAsync(1_000);
+  const error = (await failing)!;
+  t.equal(error.poolwatch?.verdict, undefined, 'no verdict rather than a wrong one');
+  t.notMatch(error.message, /unreachable/);
+  t.match(error.message, /no lease poolwatch knows of \(connections taken before watch\(\)/);
+  await pool.release(before);
+});
+
 t.test("tarn's timeout after a failing create keeps tarn's own message", async (t) => {
   const { Pool: TarnPool } = await import('tarn');
   const make = () =>

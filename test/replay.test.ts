@@ -91,3 +91,73 @@ t.test('the replay: the leak is named at once, the pool runs dry on a leak, and 
     if (existsSync(r.reportPath)) t.match(readFileSync(r.reportPath, 'utf8'), /^<!doctype html>/i, 'is an HTML page');
   }
 });
+
+interface AttachRun {
+  name: string;
+  requests: { total: number; served: number };
+  attach: {
+    exitCode: number | null;
+    startedT: number;
+    readyT: number | null;
+    leakedBefore: number;
+    leakedBeforeStart: number;
+    leakedBeforeReady: number | null;
+    firstLeakAfterAttach: (At & { acquiredT: number; request: string; matchedWithinMs: number | null }) | null;
+    firstReport: (At & { kind: string; callSite: string; heldMs: number; thresholdMs: number }) | null;
+    sinceLeakMs: number | null;
+    sinceAttachMs: number | null;
+    holders: Array<{ pool: string; groups: Array<{ callSite: string | null; count: number }>; before: { count: number } }>;
+    heldFromBefore: number | null;
+    during: { served: number; setup: { served: number }; watching: { served: number } };
+    stderr: string[];
+  };
+}
+
+t.test('the replay with --attach: a service without poolwatch, attached mid-incident, names the line of a leak that began after the attach', async (t) => {
+  // Attached half a second into the load, at a miss rate that leaves the pool connections
+  // to leak after the attach (on a fast machine) and leaks to see (on a slow one); a
+  // threshold short enough that one is reported well before the CLI detaches.
+  const thresholdMs = 1000;
+  const args = ['examples/replay/run.mjs', '--attach', '--attach-after', '0.5', '--duration', '10', '--miss', '0.3', '--threshold', String(thresholdMs), '--json'];
+  const { stdout } = await run(process.execPath, args, { cwd: root, maxBuffer: 64 * 1024 * 1024 });
+  const replay = JSON.parse(stdout.trim().split('\n').at(-1)!) as { timeToLineMs: number | null; attachToLineMs: number | null; runs: [AttachRun] };
+  const [{ attach: a, requests }] = replay.runs;
+  const site = siteOf(service, '// LEAKS');
+  const diagnostic = { attach: { ...a, holders: undefined } };
+
+  t.equal(a.exitCode, 0, `the CLI ended well; its stderr: ${a.stderr.join(' | ')}`);
+  t.ok(a.readyT !== null && a.readyT > a.startedT, 'the CLI said it was attached, after it started');
+  const report = a.firstReport;
+  const leak = a.firstLeakAfterAttach;
+  t.ok(report, 'the attach reported a leak naming service.mjs', diagnostic);
+  t.ok(leak, 'and the service recorded a leak that began after the attach', diagnostic);
+  if (!report || !leak) return;
+  t.ok(report.callSite.startsWith(site), `the report names the leaking line (${report.callSite}, expected ${site}…)`);
+  t.equal(report.kind, 'threshold', 'after the threshold: an attach has no request scope');
+  t.ok(report.heldMs >= thresholdMs, `held ${report.heldMs} ms`);
+  t.ok(leak.matchedWithinMs !== null && leak.matchedWithinMs < 50, `the reported lease is one the service recorded (acquired ${leak.matchedWithinMs} ms from the report's acquiredAt)`);
+  t.ok(a.readyT !== null && leak.acquiredT >= a.startedT, 'acquired after the attach started');
+
+  t.ok(replay.timeToLineMs !== null && replay.timeToLineMs > 0, `time from first leak (after the attach) to the line named: ${replay.timeToLineMs} ms`);
+  t.ok(replay.attachToLineMs !== null && replay.attachToLineMs > 0, `time from running attach to the line named: ${replay.attachToLineMs} ms`);
+  t.equal(replay.timeToLineMs, a.sinceLeakMs);
+  t.equal(replay.attachToLineMs, a.sinceAttachMs);
+  t.ok(replay.attachToLineMs! > replay.timeToLineMs!, 'the attach ran before the leak it names began');
+
+  t.ok(a.during.setup.served > 0, `requests were served while the CLI attached and searched the heap (${a.during.setup.served})`);
+  t.ok(a.during.watching.served > 0, `and while it watched (${a.during.watching.served})`);
+  t.ok(requests.served > a.during.served, 'and before the attach');
+
+  const [pool] = a.holders;
+  t.equal(a.holders.length, 1, "the CLI's holders table at detach: one pool");
+  t.ok(pool?.groups.some((group) => group.callSite?.startsWith(site)), 'holding leases from the leaking line');
+  t.equal(a.heldFromBefore, pool?.before.count);
+  // Held from before the attach: every leak acquired before the CLI started (held when the
+  // watch began), none acquired after it said it was ready. (A leak handed over after the
+  // watch began to a connect() already waiting is neither: `unseen`.)
+  t.ok(
+    a.heldFromBefore !== null && a.leakedBeforeStart <= a.heldFromBefore && a.heldFromBefore <= a.leakedBeforeReady!,
+    `held from before the attach: ${a.heldFromBefore}, between the leaks acquired before the CLI started (${a.leakedBeforeStart}) and before it was ready (${a.leakedBeforeReady})`,
+    diagnostic,
+  );
+});

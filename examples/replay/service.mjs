@@ -4,17 +4,17 @@
 // returns before the release: every lookup of a missing id keeps one connection for
 // good. Nothing else is wrong with it.
 //
-// Configured by REPLAY_SERVICE (JSON: db, leakThresholdMs, reclaimAfterMs, scope); tells
-// the runner over IPC what happened and when: `{ type: 'event', event }` messages, each
-// with `at` (epoch ms). Answers `{ id, type }` requests with `{ id, ... }`:
+// Configured by REPLAY_SERVICE (JSON: db, leakThresholdMs, reclaimAfterMs, scope, attach);
+// tells the runner over IPC what happened and when: `{ type: 'event', event }` messages,
+// each with `at` (epoch ms). Answers `{ id, type }` requests with `{ id, ... }`:
 // `finish` (counts, and the HTML report written to `report`), `close` (stops, then exits).
+// With `attach`, poolwatch is never loaded here: `poolwatch attach` brings its own.
 import { performance } from 'node:perf_hooks';
 import express from 'express';
 import pg from 'pg';
-import { detectorOf, watch } from 'poolwatch';
-import { expressScope } from 'poolwatch/http';
 
 const config = JSON.parse(process.env.REPLAY_SERVICE);
+const [{ detectorOf, watch }, { expressScope }] = config.attach ? [{}, {}] : await Promise.all([import('poolwatch'), import('poolwatch/http')]);
 
 // --- What the replay records. Not part of the app: the app would only have its logs. ---
 const startedMono = performance.now();
@@ -31,6 +31,7 @@ const kept = new Set();
 function skippedRelease(client, req) {
   counts.leakedAcquires++;
   kept.add(client);
+  if (config.attach) return recordKept(client, req);
   if (firstSkipMono !== undefined) return;
   firstSkipMono = performance.now();
   send({ name: 'leaked-acquire', request: `${req.method} ${req.originalUrl}` });
@@ -63,20 +64,19 @@ function onLeak(report) {
 // --- The app. ---
 const pool = new pg.Pool({ ...config.db, max: 10, connectionTimeoutMillis: 1000 });
 pool.on('error', () => {}); // an idle client's error (the server going away at the end)
-watch(pool, {
+if (!config.attach) watch(pool, {
   leakThresholdMs: config.leakThresholdMs,
   ...(config.reclaimAfterMs === null ? {} : { reclaimAfterMs: config.reclaimAfterMs }),
   onLeak,
 });
-const detector = detectorOf(pool);
-
-detector.on('exhausted', (event) => {
+const detector = config.attach ? undefined : detectorOf(pool);
+detector?.on('exhausted', (event) => {
   counts.exhausted++;
   send({ name: 'exhausted', reason: event.reason, verdict: event.verdict ?? null, open: event.open, waiting: event.waiting, message: event.message });
 });
 
 const app = express();
-if (config.scope) app.use(expressScope());
+if (config.scope && !config.attach) app.use(expressScope());
 app.use(express.json());
 
 app.get('/users/:id', async (req, res) => {
@@ -132,6 +132,23 @@ app.use((error, req, res, _next) => {
   if (!res.headersSent) res.status(500).json({ error: 'internal error' });
 });
 
+// --- Attach mode: no poolwatch here to ask, so the replay records every leak itself: when
+// pg-pool handed the client over and when its release was skipped (epoch ms, sub-ms, in
+// the clock the runner reads too), so that the runner can tell the leaks the attach saw
+// begin from those that began before it.
+const acquiredMono = new WeakMap();
+if (config.attach) pool.on('acquire', (client) => acquiredMono.set(client, performance.now()));
+function recordKept(client, req) {
+  const acquired = acquiredMono.get(client);
+  send({
+    name: 'leaked-acquire',
+    n: counts.leakedAcquires,
+    request: `${req.method} ${req.originalUrl}`,
+    acquiredEpoch: acquired === undefined ? null : performance.timeOrigin + acquired,
+    skippedEpoch: performance.timeOrigin + performance.now(),
+  });
+}
+
 const server = app.listen(0, '127.0.0.1', () => process.send({ type: 'ready', port: server.address().port }));
 
 async function close() {
@@ -148,12 +165,16 @@ async function close() {
   await pool.end();
   await ended;
   await closed;
-  detector.close();
+  detector?.close();
 }
 
 process.on('message', async ({ id, type, report }) => {
   try {
-    if (type === 'finish') {
+    if (type === 'finish' && detector === undefined) {
+      // Attach mode: no detector, no HTML report; the pool's own counts.
+      const stats = { open: pool.totalCount - pool.idleCount, total: pool.totalCount, waiting: pool.waitingCount };
+      process.send({ id, counts, stats, reportPath: null, upMs: performance.now() - startedMono });
+    } else if (type === 'finish') {
       const stats = Object.values(detector.stats())[0];
       const reportPath = detector.writeReport(report);
       process.send({

@@ -120,6 +120,7 @@ export const genericPool: BuiltinAdapter = {
   capacity: (pool) => (pool as AnyPool).max,
   acquireTimeoutMs: (pool) => acquireTimeoutOf(pool as GenericPoolInternals),
   idle: (pool) => (pool as AnyPool).available,
+  leased: (pool) => (pool as AnyPool & { borrowed: number }).borrowed,
   // acquireTimeoutMillis ran out ('ResourceRequest timed out').
   isExhaustion: (error) => (error as Error | null)?.name === 'TimeoutError',
 };

@@ -97,6 +97,7 @@ export const mariadb: BuiltinAdapter = {
   },
 
   idle: (pool) => (pool as MariadbPoolInternals).idleConnections?.(),
+  leased: (pool) => (pool as MariadbPool & { activeConnections(): number }).activeConnections(),
   // The pool replaces a destroyed connection for its next waiter.
   reclaim: (_pool, connection) => (connection as PoolConnection).destroy(),
 

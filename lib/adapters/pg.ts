@@ -52,6 +52,7 @@ export const pg: BuiltinAdapter = {
   capacity: (pool) => (pool as PgPoolInternals).options?.max,
   acquireTimeoutMs: (pool) => (pool as PgPoolInternals).options?.connectionTimeoutMillis,
   idle: (pool) => (pool as PgPoolInternals).idleCount,
+  leased: (pool) => (pool as PgPool).totalCount - (pool as PgPool).idleCount,
   // connectionTimeoutMillis ran out while every client was checked out.
   isExhaustion: (error) => (error as Error | null)?.message === timeoutMessage,
   // A release with an error: pg-pool removes the client, ends it and serves its queue.

@@ -81,6 +81,11 @@ export interface Adapter {
   capacity?(pool: object): number | undefined;
   /** How long the pool lets an acquire wait before it gives up (ms), when it says and has a limit. */
   acquireTimeoutMs?(pool: object): number | undefined;
+  /**
+   * How many connections the pool itself counts as leased now, when it says: read only when
+   * judging a pool that ran dry with no lease poolwatch knows of (taken before watch()?).
+   */
+  leased?(pool: object): number | undefined;
   /** How many open connections the pool holds ready (not leased) now, when it says. Read only by `stats()`. */
   idle?(pool: object): number | undefined;
   /**
