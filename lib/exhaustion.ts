@@ -123,7 +123,6 @@ export function describeExhaustion(
   waiting: number,
   longestWaitMs: number,
   leases: readonly Lease[],
-  at: number,
   suppressed: number,
   judgement?: Judgement,
 ): ExhaustedEvent {

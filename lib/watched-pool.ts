@@ -504,7 +504,7 @@ export class WatchedPool implements Tracker {
   #exhaustion(reason: ExhaustionReason, at: number, longestWaitMs: number, error?: unknown, failing?: Lease): ExhaustedEvent {
     const capacity = this.capacity === Infinity ? undefined : this.capacity;
     const leases = [...this.ledger];
-    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, leases, at, this.#suppressed[reason], this.#judge(leases, at, error, failing));
+    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, leases, this.#suppressed[reason], this.#judge(leases, at, error, failing));
     if (at - this.#lastExhausted[reason] < exhaustedIntervalMs) {
       this.#suppressed[reason]++;
       return event;
