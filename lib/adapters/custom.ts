@@ -78,11 +78,37 @@ export function customAdapter(pool: object, spec: unknown): Adapter {
     throw invalid(`Expected \`adapter.libraries\` to be an array of package names, got ${describe(libraries)}.`);
   }
   const acquireKey = methodName(pool, acquire, 'adapter.acquire');
+  // Read before watch() wraps it: a wrapper declares no parameters.
+  const takesCallback = ((pool as Record<string, Function>)[acquireKey]!).length > 0;
   const ends: Array<[EndRef, boolean]> = [[endRef(pool, release, 'adapter.release'), false]];
   if (destroy !== undefined) ends.push([endRef(pool, destroy, 'adapter.destroy'), true]);
 
+  const give = (pool: object, ref: EndRef, connection: unknown): unknown => {
+    const holder = (ref.on === 'pool' ? pool : connection) as Record<string, (...args: unknown[]) => unknown>;
+    return ref.on === 'pool' ? holder[ref.key]!(connection) : holder[ref.key]!();
+  };
+  const [releaseRef] = ends[0]!;
+  const destroyRef = ends[1]?.[0];
+
   return {
     kind: 'custom adapter',
+    // lease() takes what the acquire method gives: a promise of the connection, the connection
+    // itself, or (when the method declares parameters) a callback's `(error, connection)`.
+    lease: {
+      acquire(pool) {
+        const method = (pool as Record<string, (...args: unknown[]) => unknown>)[acquireKey]!;
+        return new Promise((resolve, reject) => {
+          const made = takesCallback ? method.call(pool, (error: unknown, connection: unknown) => (error == null ? resolve(connection) : reject(error))) : method.call(pool);
+          if (typeof (made as PromiseLike<unknown> | null)?.then === 'function') (made as PromiseLike<unknown>).then(resolve, reject);
+          else if (made != null) resolve(made);
+          else if (!takesCallback) {
+            reject(new PoolwatchTypeError(codes.invalidOption, `lease() cannot take a connection from this pool: its \`adapter.acquire\` method (${acquireKey}) returned ${describe(made)}; lease() needs one that returns the connection, a promise of it, or takes a callback.`));
+          }
+        });
+      },
+      release: (pool, connection) => give(pool, releaseRef, connection),
+      ...(destroyRef === undefined ? {} : { destroy: (pool: object, connection: unknown) => give(pool, destroyRef, connection) }),
+    },
     defaultName: name,
     acquireMethod: acquireKey,
     libraries,

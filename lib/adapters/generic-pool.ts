@@ -77,6 +77,12 @@ export const genericPool: BuiltinAdapter = {
     );
   },
 
+  lease: {
+    acquire: (pool) => (pool as AnyPool).acquire(),
+    release: (pool, resource) => (pool as AnyPool).release(resource),
+    destroy: (pool, resource) => (pool as AnyPool).destroy(resource),
+  },
+
   install(pool, tracker: Tracker) {
     const requests = followRequests(pool as AnyPool, tracker);
     const restores = [

@@ -1,7 +1,7 @@
 import { followDriverConnection } from '../activity.js';
 import type { Trace } from '../stack.js';
 import { callAcquire, followPromise, patchMethod, Handoff } from './patch.js';
-import { tarnHolds } from './internals/tarn.js';
+import { tarnDestroy, tarnHolds } from './internals/tarn.js';
 import { knexInternals, type KnexInternals } from './internals/knex.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
@@ -65,6 +65,13 @@ export const knex: BuiltinAdapter = {
       typeof client.runner === 'function' &&
       typeof client.transaction === 'function'
     );
+  },
+
+  lease: {
+    acquire: (pool) => (pool as unknown as Knex).client.acquireConnection(),
+    release: (pool, connection) => (pool as unknown as Knex).client.releaseConnection(connection),
+    // knex cannot discard one connection on request: its tarn pool does, as for one that fails validation.
+    destroy: (pool, connection) => tarnDestroy((pool as unknown as KnexInternals).client.pool, connection),
   },
 
   install(target, tracker: Tracker) {

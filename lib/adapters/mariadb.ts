@@ -107,6 +107,12 @@ export const mariadb: BuiltinAdapter = {
     return e?.errno === timeoutErrno && typeof e.message === 'string' && e.message.includes('pool timeout');
   },
 
+  lease: {
+    acquire: (pool) => (pool as MariadbPool).getConnection(),
+    release: (_pool, connection) => (connection as PoolConnection).release(),
+    destroy: (_pool, connection) => (connection as PoolConnection).destroy(),
+  },
+
   install(target, tracker) {
     const pool = target as MariadbPool;
     const watch: Watch = { pool, tracker, active: true };

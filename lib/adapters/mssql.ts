@@ -12,6 +12,7 @@ import {
   type MssqlClass,
   type MssqlPoolInternals,
 } from './internals/mssql.js';
+import { tarnDestroy } from './internals/tarn.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 type AcquireCallback = (error: unknown, connection?: unknown, config?: unknown) => void;
@@ -225,6 +226,13 @@ export const mssql: BuiltinAdapter = {
       typeof p.transaction === 'function' &&
       typeof p.batch === 'function'
     );
+  },
+
+  lease: {
+    acquire: (pool) => (pool as ConnectionPool).acquire() as PromiseLike<unknown>,
+    release: (pool, connection) => (pool as ConnectionPool).release(connection),
+    // mssql cannot discard one connection on request: its tarn pool does, as for one that fails validation.
+    destroy: (pool, connection) => tarnDestroy((pool as MssqlPoolInternals).pool ?? undefined, connection),
   },
 
   install(target, tracker: Tracker) {

@@ -2,7 +2,7 @@ import { PoolwatchTypeError, codes } from '../errors.js';
 import type { Lease } from '../lease.js';
 import { acquireWrapper, callAcquire, followCallback, Handoff, patchConnection, patchMethod } from './patch.js';
 import { isLeasedBy, mysql2ConnectionShapes, mysql2Internals, mysql2PromiseInternals, queueLimitMessage, type Mysql2ConnectionInternals, type Mysql2PoolInternals } from './internals/mysql2.js';
-import type { BuiltinAdapter, Tracker } from './types.js';
+import type { BuiltinAdapter, LeaseOps, Tracker } from './types.js';
 import { followMysql2 } from '../activity.js';
 
 /** A mysql2 PoolConnection (lib/pool_connection.js). */
@@ -46,6 +46,23 @@ function isExhaustion(error: unknown): boolean {
 function destroyConnection(_pool: object, connection: unknown): void {
   (connection as { destroy(): void }).destroy();
 }
+
+// What lease() borrows from a callback pool: its getConnection(cb) as a promise.
+const coreLease: LeaseOps = {
+  acquire: (pool) =>
+    new Promise((resolve, reject) => {
+      (pool as Mysql2CorePool).getConnection((error, connection) => (error == null ? resolve(connection) : reject(error)));
+    }),
+  release: (_pool, connection) => (connection as Mysql2Connection).release(),
+  destroy: (_pool, connection) => (connection as { destroy(): void }).destroy(),
+};
+
+// A promise pool's connections are PromisePoolConnections, with the same release() and destroy().
+const promiseLease: LeaseOps = {
+  acquire: (pool) => (pool as Mysql2PromisePool).getConnection(),
+  release: coreLease.release,
+  destroy: coreLease.destroy,
+};
 
 // A core pool and its .promise() wrappers share one set of methods: wrap them once.
 const watchedCores = new WeakSet<object>();
@@ -185,6 +202,7 @@ export const mysql2: BuiltinAdapter = {
   libraries: ['mysql2'],
   internals: mysql2Internals,
   matches: isMysql2CorePool,
+  lease: coreLease,
   install: (pool, tracker) => installMysql2(pool as Mysql2CorePool, tracker),
   isLeased: (pool, resource) => isLeasedBy(pool as Mysql2CorePool, resource),
   reclaim: destroyConnection,
@@ -223,6 +241,7 @@ export const mysql2Promise: BuiltinAdapter = {
 
   // Watching a promise pool is watching its core pool.
   underlying: (pool) => (pool as Mysql2PromisePool).pool,
+  lease: promiseLease,
   install: (pool, tracker) => installMysql2((pool as Mysql2PromisePool).pool, tracker),
   isLeased: (pool, resource) => isLeasedBy((pool as Mysql2PromisePool).pool, resource),
   reclaim: destroyConnection,

@@ -58,6 +58,13 @@ export const pg: BuiltinAdapter = {
   // A release with an error: pg-pool removes the client, ends it and serves its queue.
   reclaim: (_pool, client) => (client as PgClient).release(new Error('poolwatch took this connection back: idle past reclaimAfterMs')),
 
+  lease: {
+    acquire: (pool) => (pool as PgPool).connect() as PromiseLike<PgClient>,
+    release: (_pool, client) => (client as PgClient).release(),
+    // pg's documented way to discard a client: a truthy argument to release().
+    destroy: (_pool, client) => (client as PgClient).release(true),
+  },
+
   install(target, tracker: Tracker) {
     // Checked-out clients keep their wrapped release after an unwatch; it then just calls through.
     let active = true;

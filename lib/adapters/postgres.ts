@@ -50,6 +50,12 @@ export const postgresJs: BuiltinAdapter = {
 
   capacity: (pool) => (pool as PostgresInternals).options?.max,
 
+  // postgres.js cannot discard one reserved connection: a handle's destroy() gives it back.
+  lease: {
+    acquire: (sql) => (sql as Sql).reserve(),
+    release: (_sql, reserved) => (reserved as ReservedSql).release(),
+  },
+
   install(target, tracker: Tracker) {
     // The reserved connection is the resource; its release is its own property, set afresh by each reserve().
     const handover = (lease: Lease, reserved: ReservedSql) => {

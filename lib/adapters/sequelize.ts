@@ -142,6 +142,13 @@ export const sequelize: BuiltinAdapter & { underlying(pool: object): object } = 
     return isSequelizePool(inner) ? inner : pool;
   },
 
+  // Through the connection manager for an instance, as Sequelize itself acquires; a Pool's own methods for a Pool.
+  lease: {
+    acquire: (target) => (isSequelizePool(target) ? target.acquire() : (target as SequelizeInstance).connectionManager.getConnection()),
+    release: (target, connection) => (isSequelizePool(target) ? target.release(connection) : (target as SequelizeInstance).connectionManager.releaseConnection(connection)),
+    destroy: (target, connection) => (poolOf(target as SequelizeTarget) as SequelizePool).destroy(connection),
+  },
+
   install(target, tracker: Tracker) {
     if (!isSequelizePool(target)) return installSequelize(target as SequelizeInstance, tracker);
     const restores = [

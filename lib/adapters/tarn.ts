@@ -1,5 +1,5 @@
 import { acquireWrapper, callAcquire, followPromise, patchEnd, patchMethod } from './patch.js';
-import { tarnHolds, tarnInternals, type TarnInternals } from './internals/tarn.js';
+import { tarnDestroy, tarnHolds, tarnInternals, type TarnInternals } from './internals/tarn.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 
 /** What a tarn acquire returns: the pending operation, whose `promise` settles with the resource. */
@@ -19,7 +19,8 @@ interface TarnPool {
 /**
  * tarn 3 (knex's pool, also used alone): `acquire()` → `{ promise }`, `release(r)` → whether
  * the pool took it back. tarn has no per-resource destroy: a resource that fails
- * validation is discarded inside acquire, before any handover, so no lease sees it.
+ * validation is discarded inside acquire, before any handover, so no lease sees it. A
+ * `lease()` handle's `destroy()` discards one the same way (internals/tarn.ts).
  */
 export const tarn: BuiltinAdapter = {
   kind: 'tarn',
@@ -38,6 +39,13 @@ export const tarn: BuiltinAdapter = {
       typeof p.numPendingCreates === 'function' &&
       typeof p.numPendingValidations === 'function'
     );
+  },
+
+  lease: {
+    acquire: (pool) => (pool as TarnPool).acquire().promise,
+    release: (pool, resource) => (pool as TarnPool).release(resource),
+    // tarn has no public way to discard one resource: as it discards one that fails validation.
+    destroy: (pool, resource) => tarnDestroy(pool as TarnInternals, resource),
   },
 
   install(pool, tracker: Tracker) {

@@ -53,6 +53,23 @@ export interface Tracker {
   absorb(resource: unknown, method: string, caller: Function): boolean;
 }
 
+/**
+ * How `lease()` takes a connection from a pool and gives it back: through the pool's own
+ * API, so through the wrappers `watch()` put on it, and every lease is recorded as usual.
+ */
+export interface LeaseOps {
+  /** One connection, as the app gets it from the pool's usual acquire (a pg `PoolClient`, a mysql2 promise connection). */
+  acquire(pool: object): PromiseLike<unknown>;
+  /** Gives `connection` back; returns what the pool's release returns (a promise is awaited). */
+  release(pool: object, connection: unknown): unknown;
+  /**
+   * Discards `connection` so the pool opens another in its place; returns false when it
+   * could not (a private field it needs is missing): the handle then gives it back instead.
+   * Absent for a pool that cannot discard one connection.
+   */
+  destroy?(pool: object, connection: unknown): unknown;
+}
+
 /** Knows one kind of pool: how to recognise it and where to wrap it. */
 export interface Adapter {
   /** Shown in errors and debug output, e.g. `generic-pool`. */
@@ -70,6 +87,8 @@ export interface Adapter {
    * Sequelize instance's pool): watching both is watching one pool.
    */
   underlying?(pool: object): object;
+  /** How `lease()` borrows from this kind of pool; absent when it cannot. */
+  readonly lease?: LeaseOps;
   /** Wraps the pool's methods in place; returns what undoes it. */
   install(pool: object, tracker: Tracker): () => void;
   /**

@@ -17,7 +17,7 @@ export const knexInternals: Internals<KnexInternals> = {
   library: 'knex',
   checked: '>=2.2.0 <4',
   related: (k) => [k.client],
-  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'handover', 'activity'],
+  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'handover', 'activity', 'reclaim'],
   // The tarn pool's shapes, read through the client; a knex built without a connection has no pool to read yet.
   shapes: tarnShapes.map((shape) => ({ name: `knex.client.${shape.name}`, serves: shape.serves, present: (k: KnexInternals) => k.client.pool === undefined || shape.present(k.client.pool) })),
 };

@@ -34,9 +34,10 @@ const tarnPool: Shape<MssqlPoolInternals> = {
 export const mssqlInternals: Internals<MssqlPoolInternals> = {
   library: 'mssql',
   checked: '>=7.0.0 <13',
-  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion'],
+  offers: ['misuse', 'capacity', 'idle', 'acquireTimeout', 'exhaustion', 'reclaim'],
   shapes: [
     tarnPool,
+    { name: 'pool.pool._destroy()', serves: ['reclaim'], present: (p) => p.pool === undefined || p.pool === null || destroysOne(p.pool) },
     { name: 'pool.available', serves: ['idle'], present: (p) => 'available' in p },
     { name: 'pool.config', serves: ['capacity', 'acquireTimeout'], present: (p) => typeof p.config === 'object' && p.config !== null },
   ],
@@ -48,7 +49,13 @@ export const mssqlInternals: Internals<MssqlPoolInternals> = {
  */
 export const mssqlConnectedShapes: readonly Shape<MssqlPoolInternals>[] = [
   { name: 'pool.pool.used', serves: ['misuse'], present: (p) => typeof p.pool === 'object' && p.pool !== null && Array.isArray(p.pool.used) },
+  { name: 'pool.pool._destroy()', serves: ['reclaim'], present: (p) => typeof p.pool === 'object' && p.pool !== null && destroysOne(p.pool) },
 ];
+
+// tarn's own way to destroy one resource, which tarnDestroy() takes.
+function destroysOne(pool: TarnInternals): boolean {
+  return typeof pool._destroy === 'function' && typeof pool._tryAcquireOrCreate === 'function';
+}
 
 /** Whether the tarn pool counts `resource` as leased; true when there is no tarn pool to ask (poolwatch then judges nothing). */
 export function mssqlHolds(pool: MssqlPoolInternals, resource: unknown): boolean {

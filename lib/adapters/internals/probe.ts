@@ -10,7 +10,8 @@ import { join, sep } from 'node:path';
  * - `destroys`: connections it discards (destroyed, or killed by the server) end their leases;
  * - `handover`: the handover is seen inside the pool, not at the app's promise (exact wait, no extra promise);
  * - `activity`: what a held connection is doing (idle, in a query, idle in a transaction) and its last statement;
- * - `reclaim`: `reclaimAfterMs` can destroy an abandoned connection through the pool.
+ * - `reclaim`: one leased connection can be destroyed through the pool: by `reclaimAfterMs`
+ *   (where `activity` is seen too) and by a `lease()` handle's `destroy()`.
  */
 export type Capability = 'misuse' | 'capacity' | 'idle' | 'acquireTimeout' | 'exhaustion' | 'destroys' | 'handover' | 'activity' | 'reclaim';
 
@@ -189,7 +190,7 @@ const consequences: Record<Capability, string> = {
   destroys: 'a connection the pool discards (destroyed, or killed by the server) keeps its lease open until the threshold reports it',
   handover: "the handover is seen at the app's promise (one more promise per acquire; waits include a microtask)",
   activity: 'what a held connection is doing is not shown, so a slow query cannot be told from a leak',
-  reclaim: 'reclaimAfterMs cannot take its connections back',
+  reclaim: "reclaimAfterMs cannot take its connections back, and a lease() handle's destroy() gives its connection back instead of discarding it",
 };
 
 const warned = new Set<string>();
