@@ -8,6 +8,7 @@ const poolwatch = createRequire(import.meta.url)('../dist/index.js');
 
 export const {
   watch,
+  lease,
   unwatch,
   createDetector,
   detectorOf,

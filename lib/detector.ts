@@ -20,6 +20,8 @@ const maxTimerMs = 2_147_483_647;
 // Keyed by the pool given to watch() and, when the adapter instruments another object for it
 // (a promise wrapper's core pool, a Sequelize instance's pool), by that object too.
 const owners = new WeakMap<object, Detector>();
+// Each watched pool's records, by the same keys as `owners`: for lease().
+const records = new WeakMap<object, WatchedPool>();
 // The process-wide detector of poolwatch/register, made on first use.
 let shared: Detector | undefined;
 let sharedOptions: DetectorOptions | undefined;
@@ -35,6 +37,14 @@ export function watchingDetectors(): Detector[] {
 export interface DetectorSnapshot {
   readonly takenAt: string;
   readonly pools: Readonly<Record<string, { readonly stats: PoolStats; readonly leases: readonly LeaseInfo[]; readonly sizing: PoolSizing }>>;
+}
+
+/** The records of `pool` (or of the core pool it wraps) where a detector watches it. */
+export function watchedPoolOf(pool: object): WatchedPool | undefined {
+  const found = records.get(pool);
+  if (found !== undefined) return found;
+  const target = underlyingOf(pool);
+  return target === undefined ? undefined : records.get(target);
 }
 
 /** The detector watching `pool`, or undefined. */
@@ -109,9 +119,11 @@ export class Detector {
     // Its chart starts now, not at the next tick: what happens in its first second is on it.
     watched.sample(now());
     owners.set(pool, this);
+    records.set(pool, watched);
     if (target !== pool) {
       this.#underlying.set(pool, target);
       owners.set(target, this);
+      records.set(target, watched);
     }
     watching.add(this);
     if (this.#sampler === undefined) {
@@ -175,10 +187,12 @@ export class Detector {
     watched.uninstall();
     this.#pools.delete(pool);
     owners.delete(pool);
+    records.delete(pool);
     const target = this.#underlying.get(pool);
     if (target !== undefined) {
       this.#underlying.delete(pool);
       owners.delete(target);
+      records.delete(target);
     }
     if (this.#pools.size === 0) {
       this.#disarm();

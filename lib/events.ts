@@ -7,9 +7,11 @@ import type { ExhaustedEvent } from './exhaustion.js';
 /**
  * What went wrong in a `misuse` event: a release the pool refuses, or an acquire that has
  * to wait while its own request holds a connection of the same pool (`nested-acquire`), or
- * a release of a connection `reclaimAfterMs` took back (`release-after-reclaim`, absorbed).
+ * a release of a connection `reclaimAfterMs` took back (`release-after-reclaim`, absorbed),
+ * or a `lease()` handle released again or after its connection went to another borrower
+ * (`stale-release`, refused).
  */
-export type MisuseKind = 'double-release' | 'foreign-release' | 'nested-acquire' | 'release-after-reclaim';
+export type MisuseKind = 'double-release' | 'foreign-release' | 'nested-acquire' | 'release-after-reclaim' | 'stale-release';
 
 /** A call that misuses the pool: poolwatch says what and where. */
 export interface MisuseEvent {
@@ -22,6 +24,8 @@ export interface MisuseEvent {
   readonly callSite: string | undefined;
   /** The lease the connection last belonged to (for `nested-acquire`: the one the request holds), with where it was acquired, when known. */
   readonly lease: LeaseInfo | undefined;
+  /** For `stale-release`: the lease that holds the connection now, when another borrower has it. */
+  readonly current?: LeaseInfo | undefined;
 }
 
 /** A lease reported as a leak came back. */

@@ -1,3 +1,5 @@
+export { lease } from './safe-lease.js';
+export type { PoolLease, ConnectionOf } from './safe-lease.js';
 export { watch, unwatch, createDetector, detectorOf, defaultDetector, scope, Detector } from './detector.js';
 export { LeakReport, formatDuration } from './report.js';
 export { PoolwatchTypeError, ListenerError, WatchError, codes } from './errors.js';

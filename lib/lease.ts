@@ -65,6 +65,10 @@ export class Lease implements LeaseInfo {
   slow = false;
   /** Taken back by `reclaimAfterMs`: the app's later release is absorbed. */
   reclaimed = false;
+  /** Its `lease()` handle was garbage-collected while it was open. */
+  collected = false;
+  /** poolwatch stopped following it (it cannot see its connection come back): closed here, not in the pool. */
+  lost = false;
   #origin: Origin | null = null;
 
   constructor(

@@ -140,6 +140,7 @@ export class LeakReport extends Error {
     if (frames.length > frameCount) out.push(`    … ${frames.length - frameCount} more frames`);
     const doing = describeActivity(this.activity, this.activitySince === undefined ? undefined : this.acquiredAt + this.heldMs - this.activitySince, this.lastQuery);
     if (doing !== undefined) out.push(`  connection: ${doing}`);
+    if (this.via === 'lease') out.push(`  lease(): ${this.kind === 'collected' ? 'its handle was dropped while open, so nothing can give the connection back' : 'give it back with its handle (release()), or declare it with `await using`, or pass lease() a function'}`);
     out.push(`  context: ${formatLabels(this.context)}`);
     out.push(`  waited ${formatDuration(this.waitedMs)} for the connection; acquired ${new Date(this.acquiredAt).toISOString()}`);
     return out.join('\n');

@@ -110,6 +110,12 @@ export interface PoolStats {
   readonly oldestHeldMs: number;
 }
 
+/** A `lease()` call acquiring: its stack, and the lease the pool's acquire opened for it. */
+export interface Handing {
+  readonly trace: Trace | null;
+  lease: Lease | null;
+}
+
 /** What a watched pool needs from its detector. */
 export interface DetectorHost {
   readonly emitter: Emitter;
@@ -139,6 +145,10 @@ export class WatchedPool implements Tracker {
   #connectionProbed = false;
   // The resource poolwatch is destroying now: its own destroy is not the app's.
   #reclaimingNow: unknown = undefined;
+  // A lease() handle's destroy now under way: the pool's own give-back it goes through ends the lease as a destroy.
+  #destroyingNow: unknown = undefined;
+  /** The lease() call now acquiring from this pool: the acquire's lease is its handle's (see {@link WatchedPool.begin}). */
+  handing: Handing | null = null;
   /** What the probe at watch() found this pool's library offers. */
   capabilities: CapabilityManifest;
   /** Whether to follow what connections do (the `activity` capability): a field, read at each handover. */
@@ -233,6 +243,11 @@ export class WatchedPool implements Tracker {
   wake(lease: Lease): void {
     if (lease.state !== open || !this.#active) return;
     const at = now();
+    // Its handle is gone: nobody can give it back, and its query has ended.
+    if (lease.collected && this.reclaimAfterMs !== Infinity && lease.activity !== 'query') {
+      this.#takeBack(lease, at, null);
+      return;
+    }
     if (lease.slow && lease.report === null) this.ledger.postpone(lease, at);
     this.host.schedule(at);
   }
@@ -256,6 +271,7 @@ export class WatchedPool implements Tracker {
   lost(lease: Lease, error: unknown): void {
     if (lease.state !== open || !this.#active) return;
     lease.state = closed;
+    lease.lost = true;
     lease.releasedMono = now();
     this.ledger.remove(lease);
     lease.scope?.open.delete(lease);
@@ -271,6 +287,13 @@ export class WatchedPool implements Tracker {
 
   begin(caller: Function, via?: string, given?: Trace | null): Lease {
     const at = now();
+    const handing = this.handing;
+    if (handing !== null) {
+      // The acquire lease() makes: named after the lease() call, whatever path the pool takes.
+      this.handing = null;
+      via = 'lease';
+      given = handing.trace;
+    }
     this.#waiting++;
     this.#load.requested(at);
     // Every connection is leased: this request will wait.
@@ -285,6 +308,7 @@ export class WatchedPool implements Tracker {
     const scope = currentScope();
     const labels = this.#context === undefined && scope === undefined ? traceLabels(at) : mergeLabels(this.#labels(), scope, traceLabels(at));
     const lease = new Lease(this, at, labels ?? emptyLabels, trace, via ?? this.adapter.acquireMethod, scope);
+    if (handing !== null) handing.lease = lease;
     if (queued) {
       this.#queue(lease, at);
       if (scope !== undefined && scope.open.size !== 0) this.#nestedAcquire(lease, scope.open);
@@ -521,7 +545,7 @@ export class WatchedPool implements Tracker {
     try {
       const lease = this.ledger.find(resource);
       if (lease === undefined) this.#misuse(resource, method, caller);
-      else this.#close(lease, now(), destroyed);
+      else this.#close(lease, now(), destroyed || resource === this.#destroyingNow);
     } catch (error) {
       this.host.emitter.surface(this, `internal error on ${method}`, error);
     }
@@ -690,11 +714,11 @@ export class WatchedPool implements Tracker {
     return next;
   }
 
-  #takeBack(lease: Lease, at: number): void {
+  /** Destroys `lease`'s connection through the pool; reports it as `kind` first unless null (already reported). */
+  #takeBack(lease: Lease, at: number, kind: LeakKind | null = 'reclaimed'): void {
     const resource = lease.resource;
     // The report first, while the lease still shows what its connection was doing.
-    const first = lease.report === null;
-    this.report(lease, 'reclaimed', at, first);
+    if (kind !== null) this.report(lease, kind, at, lease.report === null);
     lease.reclaimed = true;
     this.#close(lease, at, true);
     this.#reclaimingNow = resource;
@@ -704,6 +728,77 @@ export class WatchedPool implements Tracker {
       this.host.emitter.surface(this, `could not take back lease #${lease.leaseId} of pool "${this.name}"`, error);
     } finally {
       this.#reclaimingNow = undefined;
+    }
+  }
+
+  /**
+   * Ends `lease`, a `lease()` handle's, by `giveBack` (the pool's own release or destroy,
+   * so through its wrappers), and returns what that returns. Whatever path the pool takes,
+   * the lease ends once, as a destroy when `destroy`; unless `giveBack` returns false: it
+   * could not, and touched nothing.
+   */
+  giveBack<R>(lease: Lease, destroy: boolean, giveBack: () => R): R {
+    const resource = lease.resource;
+    const outer = this.#destroyingNow;
+    if (destroy) this.#destroyingNow = resource;
+    let result: R;
+    try {
+      result = giveBack();
+    } finally {
+      this.#destroyingNow = outer;
+    }
+    // Given back by a path no wrapper sees (tarn's own destroy of one resource): ended here.
+    if ((result as unknown) !== false && lease.state === open && this.#active && this.ledger.find(resource) === lease) this.#close(lease, now(), destroy);
+    return result;
+  }
+
+  /**
+   * A `lease()` handle's release or destroy after its lease ended (a second release, or
+   * one after the connection was given back another way, perhaps to a new borrower):
+   * refused. The pool and whoever holds the connection now are untouched; it is said as
+   * misuse, naming the handle's lease and the one that holds the connection now.
+   */
+  staleRelease(lease: Lease, method: string, caller: Function): void {
+    if (!this.#active) return;
+    try {
+      this.#misused++;
+      this.#sampler.alert();
+      const current = lease.resource === undefined ? undefined : this.ledger.find(lease.resource);
+      const kind: MisuseKind = lease.reclaimed ? 'release-after-reclaim' : 'stale-release';
+      const callSite = originOf(captureTrace(caller), this.isLibrary).callSite;
+      const where = callSite === undefined ? '' : ` at ${callSite}`;
+      const from = (l: Lease) => `lease #${l.leaseId}${l.callSite === undefined ? '' : ` (acquired at ${l.callSite})`}`;
+      const message =
+        kind === 'release-after-reclaim'
+          ? `${method}() of a lease() handle whose connection poolwatch took back from ${from(lease)} after it sat idle past reclaimAfterMs${where}: refused, the pool never saw it`
+          : current === undefined
+            ? `${method}() of a lease() handle already given back (${from(lease)})${where}: refused, the pool never saw it`
+            : `${method}() of a lease() handle whose connection went to another borrower${where}: it was ${from(lease)} and is now ${from(current)}; refused, neither the pool nor lease #${current.leaseId} was touched`;
+      if (this.host.emitter.wanted('misuse')) {
+        this.host.emitter.emit('misuse', Object.freeze({ kind, pool: this.name, method, message, callSite, lease: leaseView(lease), current: current === undefined ? undefined : leaseView(current) }));
+      }
+      if (logLeak.enabled) logLeak('%s: misuse: %s', this.name, message);
+    } catch (error) {
+      this.host.emitter.surface(this, `internal error on ${method}`, error);
+    }
+  }
+
+  /**
+   * A `lease()` handle was garbage-collected with its lease open: nothing can give it back
+   * now. Reported at once (kind `collected`); with `reclaimAfterMs`, taken back at once too
+   * (or as soon as a query in flight on it ends).
+   */
+  collected(lease: Lease): void {
+    if (lease.state !== open || !this.#active || this.ledger.find(lease.resource) !== lease) return;
+    try {
+      const at = now();
+      lease.collected = true;
+      if (lease.report === null) this.report(lease, 'collected', at);
+      if (this.reclaimAfterMs === Infinity) return;
+      if (lease.activity === 'query') lease.follow!.waiter = lease;
+      else this.#takeBack(lease, at, null);
+    } catch (error) {
+      this.host.emitter.surface(this, 'internal error reporting a collected lease() handle', error);
     }
   }
 

@@ -90,6 +90,8 @@ for (const { label, postgres, importEsm } of postgresVersions()) t.test(label, a
       release: (_sql, reserved) => reserved.release(),
       // No destroy: postgres.js cannot discard one reserved connection on the app's request.
       methods: ['reserve', 'begin'],
+      connecting: () => connecting(undefined),
+      leaseDestroys: false,
       // A connect timeout the fake clock cannot run out while the server refuses the password.
       createFailing: async () => postgres(options({ password: 'wrong-password', connect_timeout: 3600 })),
       // The refused reserve stays in postgres.js's queue, which retries it once from a timer,

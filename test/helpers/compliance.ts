@@ -4,9 +4,13 @@
  * harness and calls `compliance(t, harness)`.
  */
 import type { Test } from 'tap';
-import { createDetector, type Detector, type LeakReport, type MisuseEvent, type LeakReleasedEvent, type LeaseInfo, type WatchOptions } from '../../lib/index.js';
+import { createDetector, lease, type Detector, type LeakReport, type MisuseEvent, type LeakReleasedEvent, type LeaseInfo, type WatchOptions } from '../../lib/index.js';
 import { fakeClock } from './clock.js';
 import { poolsOwnMessage } from './errors.js';
+import { siteOf } from './site.js';
+
+// Where the lease() tests below borrow: a report names this line.
+const leaseSite = siteOf(__filename, '// LEASE');
 
 export interface Harness<Pool extends object, Conn> {
   /** The pool name poolwatch gives this kind when none is set. */
@@ -28,6 +32,10 @@ export interface Harness<Pool extends object, Conn> {
   closeFailing(pool: Pool): Promise<void>;
   /** Options for detector.watch(), e.g. the `adapter` of a pool described by the user. */
   readonly watchOptions?: WatchOptions;
+  /** Runs what the pool's acquire waits for under fake timers (postgres.js connects from a timer), after a lease() call. */
+  readonly connecting?: () => void;
+  /** False for a pool that cannot discard one connection (postgres.js): a lease() handle's destroy() gives it back. */
+  readonly leaseDestroys?: boolean;
   /** For a pool whose driver shows what a connection is doing: how to run SQL on one. */
   readonly activity?: ActivityHarness<Conn>;
 }
@@ -92,6 +100,12 @@ function record(detector: Detector): Recorded {
 }
 
 export function compliance<Pool extends object, Conn>(t: Test, h: Harness<Pool, Conn>): void {
+  // A lease() call, then whatever its acquire waits for under fake timers.
+  const borrowing = <T>(made: T): T => {
+    h.connecting?.();
+    return made;
+  };
+
   async function setup(t: Test, max = 2) {
     const clock = fakeClock(t);
     const pool = await h.create(max);
@@ -128,6 +142,89 @@ export function compliance<Pool extends object, Conn>(t: Test, h: Harness<Pool, 
     t.equal(seen.destroy.length, 1);
     t.equal(seen.release.length, 0);
     t.match(detector.stats()[h.defaultName], { open: 0, destroyed: 1 });
+  });
+
+  t.test('lease() borrows through the pool under the lease() line, and a second release() touches nothing', async (t) => {
+    const { pool, detector, seen } = await setup(t, 1);
+    const handle = await borrowing(lease(pool)); // LEASE
+    t.match(detector.leases(), [{ via: 'lease', pool: h.defaultName }]);
+    t.ok(detector.leases()[0]!.callSite?.startsWith(leaseSite), `callSite ${detector.leases()[0]!.callSite} is the lease() line ${leaseSite}`);
+    await handle.release();
+    t.same(detector.leases(), []);
+    t.match(detector.stats()[h.defaultName], { open: 0, acquired: 1, released: 1, misuse: 0 });
+    t.same(await outcome(() => handle.release()), { value: undefined }, 'a second release() never throws');
+    t.match(seen.misuse, [{ kind: 'stale-release', method: 'release', pool: h.defaultName, current: undefined }]);
+    t.ok(seen.misuse[0]!.lease?.callSite?.startsWith(leaseSite), 'it names the lease() line');
+    // The pool never saw the second release: it serves the next borrower as usual.
+    const next = await h.acquire(pool);
+    await h.release(pool, next);
+    t.match(detector.stats()[h.defaultName], { open: 0, acquired: 2, released: 2, misuse: 1 });
+  });
+
+  t.test("a lease() handle's stale release() touches neither the pool nor the connection's new borrower", async (t) => {
+    const { clock, pool, detector, seen } = await setup(t, 1);
+    const first = await borrowing(lease(pool)); // LEASE
+    await first.release();
+    const second = await borrowing(lease(pool)); // LEASE
+    const secondId = detector.leases()[0]!.leaseId;
+    await first.release();
+    t.match(seen.misuse, [{ kind: 'stale-release', method: 'release' }]);
+    t.same(detector.leases().map((l) => l.leaseId), [secondId], 'the new borrower still holds its lease');
+    // The pool still counts it leased: a third borrower waits for the second's release.
+    let third: unknown;
+    const waiting = borrowing(lease(pool)).then((handle) => (third = handle));
+    await clock.tickAsync(100);
+    t.equal(third, undefined, 'the pool did not take the connection back from its new borrower');
+    await second.release();
+    await (await waiting).release();
+    t.match(detector.stats()[h.defaultName], { open: 0, acquired: 3, released: 3, misuse: 1 });
+  });
+
+  t.test("a lease() handle's destroy() discards its connection", async (t) => {
+    const { pool, detector } = await setup(t);
+    const handle = await borrowing(lease(pool));
+    await handle.destroy();
+    t.same(detector.leases(), []);
+    t.match(detector.stats()[h.defaultName], h.leaseDestroys === false ? { open: 0, released: 1, destroyed: 0 } : { open: 0, released: 0, destroyed: 1 });
+    t.match(detector.stats()[h.defaultName], { misuse: 0 });
+  });
+
+  t.test('lease(pool, fn) gives back when fn resolves, destroys when it rejects, and returns or rethrows unchanged', async (t) => {
+    const { pool, detector } = await setup(t);
+    const value = { rows: [] };
+    t.equal(await borrowing(lease(pool, async (connection) => (t.ok(connection, 'fn gets the connection'), value))), value, "fn's value, unchanged");
+    t.match(detector.stats()[h.defaultName], { open: 0, released: 1, destroyed: 0 });
+    const failure = new Error('fn failed');
+    await t.rejects(
+      borrowing(
+        lease(pool, async () => {
+          throw failure;
+        }),
+      ).catch((error: unknown) => {
+        t.equal(error, failure, "fn's own error object");
+        throw error;
+      }),
+    );
+    t.match(detector.stats()[h.defaultName], h.leaseDestroys === false ? { open: 0, released: 2 } : { open: 0, released: 1, destroyed: 1 });
+  });
+
+  t.test('await using gives a lease() connection back when its block ends, on return and on throw', async (t) => {
+    const { pool, detector } = await setup(t);
+    const returns = async () => {
+      await using handle = await borrowing(lease(pool));
+      t.equal(detector.leases().length, 1, 'held inside the block');
+      return handle.connection;
+    };
+    t.ok(await returns());
+    t.match(detector.stats()[h.defaultName], { open: 0, released: 1 });
+    const failure = new Error('thrown in the block');
+    const throws = async () => {
+      await using handle = await borrowing(lease(pool));
+      t.ok(handle.connection);
+      throw failure;
+    };
+    await t.rejects(throws(), failure);
+    t.match(detector.stats()[h.defaultName], { open: 0, released: 2, misuse: 0 });
   });
 
   t.test('reports a lease held past leakThresholdMs once, naming the acquiring line', async (t) => {
