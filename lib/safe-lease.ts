@@ -138,7 +138,8 @@ class Handle<C> implements PoolLease<C> {
       return Promise.reject(error);
     }
     if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') return done;
-    return Promise.resolve(result as PromiseLike<unknown>).then(settled);
+    // The pool's own promise when it is a native one (its value is the pool's, unused): one promise fewer per release.
+    return result instanceof Promise ? (result as Promise<void>) : Promise.resolve(result as PromiseLike<unknown>).then(settled);
   }
 
   #giveBack(lease: Lease | null, destroy: boolean, giveBack: () => unknown): unknown {

@@ -69,7 +69,8 @@ export function acquireWrapper<T, R>(
     let depth = tracker.captureDepth;
     if (depth !== 0 && depth < minDepth) depth = minDepth;
     let trace: Trace | undefined;
-    if (depth !== 0 && (inner === undefined || !inner())) {
+    // lease() captured the app's line already, at its own call.
+    if (depth !== 0 && tracker.handing === null && (inner === undefined || !inner())) {
       trace = new Trace(depth);
       const limit = Error.stackTraceLimit;
       Error.stackTraceLimit = depth;

@@ -19,6 +19,8 @@ export interface Tracker {
    * or 0 when `begin` takes the stack (a full one, or none).
    */
   readonly captureDepth: number;
+  /** Set while `lease()` acquires: it took the stack already, and the acquire's lease is its handle's. */
+  readonly handing: object | null;
   /**
    * The app's stack above `caller` when the stack policy wants one now, else null: for
    * adapters whose pool acquires later than the app's call (pass it to `begin`).

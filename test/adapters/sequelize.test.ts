@@ -183,6 +183,7 @@ function suite(t: Test, dialect: Dialect): void {
     // A pool that learnt a depth of 2 from Model queries, whose stacks never reach the app.
     const tracker: Tracker = {
       captureDepth: 2,
+      handing: null,
       begin: (_caller, _via, trace) => {
         traces.push(trace);
         return {} as Lease;
