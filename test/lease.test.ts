@@ -39,6 +39,31 @@ let ids = 0;
 const genericPool = (max: number): GenericPool<Conn> => createGenericPool({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max });
 const tarnPool = (max: number) => new TarnPool<Conn>({ create: async () => ({ id: ++ids }), destroy: () => {}, min: 0, max });
 
+/** A generic-pool watched by a detector of its own, both closed at the test's end. */
+function watchedGenericPool(t: Test, max: number): { pool: GenericPool<Conn>; detector: Detector } {
+  const pool = genericPool(max);
+  const detector = createDetector();
+  detector.watch(pool);
+  t.teardown(async () => {
+    detector.close();
+    await pool.drain();
+    await pool.clear();
+  });
+  return { pool, detector };
+}
+
+/** Runs node with `args` from the package root, without this machine's poolwatch settings, to its end. */
+async function runNode(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('POOLWATCH_') && key !== 'NODE_OPTIONS'));
+  const child = spawn(process.execPath, args, { cwd: join(__dirname, '..'), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, out, err };
+}
+
 function record(detector: Detector) {
   const seen = { leak: [] as LeakReport[], misuse: [] as MisuseEvent[] };
   detector.on('leak', (report) => seen.leak.push(report));
@@ -224,14 +249,7 @@ t.test('lease() on a pool no detector watches watches it with defaultDetector()'
 });
 
 t.test('expectNoLeaks() shows that a lease left open came from lease(), and how to give it back', async (t) => {
-  const pool = genericPool(1);
-  const detector = createDetector();
-  detector.watch(pool);
-  t.teardown(async () => {
-    detector.close();
-    await pool.drain();
-    await pool.clear();
-  });
+  const { pool, detector } = watchedGenericPool(t, 1);
   const handle = await lease(pool); // LEFT OPEN
   let error: unknown;
   try {
@@ -249,14 +267,7 @@ t.test('expectNoLeaks() shows that a lease left open came from lease(), and how 
 t.test('bad input: a clear rejection naming what is wrong, nothing leased', async (t) => {
   await t.rejects(lease(null as unknown as object), { code: codes.unsupportedPool, message: /Expected a pool to lease from, got `null`/ });
   await t.rejects(lease({ acquire() {} }), { code: codes.unsupportedPool });
-  const pool = genericPool(1);
-  const detector = createDetector();
-  detector.watch(pool);
-  t.teardown(async () => {
-    detector.close();
-    await pool.drain();
-    await pool.clear();
-  });
+  const { pool, detector } = watchedGenericPool(t, 1);
   await t.rejects(lease(pool, 'SELECT 1' as never), { code: codes.invalidOption, message: /second argument of lease\(\) to be a function .*got `"SELECT 1"` \(string\)/ });
   t.same(detector.leases(), []);
   t.equal(pool.borrowed, 0);
@@ -329,14 +340,7 @@ async function runUsing(t: Test, target: ts.ScriptTarget): Promise<{ code: strin
 }
 
 async function checkUsing(t: Test, module: { returns: Function; throws: Function }): Promise<void> {
-  const pool = genericPool(1);
-  const detector = createDetector();
-  detector.watch(pool);
-  t.teardown(async () => {
-    detector.close();
-    await pool.drain();
-    await pool.clear();
-  });
+  const { pool, detector } = watchedGenericPool(t, 1);
   const inside: number[] = [];
   const conn = (await module.returns(lease, pool, () => inside.push(detector.leases().length))) as Conn;
   t.ok(conn.id > 0, "the block's return value");
@@ -364,16 +368,18 @@ t.test('await using, native: released on return and on throw', { skip: !nativeUs
 
 t.test('under the preload, lease() borrows from the pool it watches, and a forgotten handle is reported at its line', async (t) => {
   const fixture = join(__dirname, 'fixtures', 'lease', 'preload.mjs');
-  const root = join(__dirname, '..');
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('POOLWATCH_') && key !== 'NODE_OPTIONS'));
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'poolwatch/register', fixture], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const { code, out, err } = await runNode(['--expose-gc', '--import', 'poolwatch/register', fixture]);
   t.equal(code, 0, `exit code; stderr:\n${err}`);
   t.match(out, /watched by the preload's detector: true/);
   t.match(err, new RegExp(`lease #\\d+ garbage-collected without a release, after .*, acquired by lease\\(\\) at ${siteOf(fixture, '// FORGOTTEN').replace(/[.]/g, '\\.')}`));
 });
 
+t.test('examples/lease.mjs: every path gives back, the stale release is refused, the forgotten handle is found', async (t) => {
+  const example = join(__dirname, '..', 'examples', 'lease.mjs');
+  const { code, out, err } = await runNode([example]);
+  t.equal(code, 0, `exit code; stderr:\n${err}`);
+  t.match(out, /every path gave its connection back: 0 borrowed/);
+  t.match(out, /poolwatch: stale-release: release\(\) of a lease\(\) handle whose connection went to another borrower/);
+  t.match(out, /the second request still holds it: true/);
+  t.match(out, new RegExp(`garbage-collected without a release, after .*, acquired by lease\\(\\) at ${siteOf(example, 'const handle = await lease(pool);').replace(/[.]/g, '\\.')}`));
+});

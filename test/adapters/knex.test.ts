@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Knex } from 'knex';
-import { watch, unwatch, detectorOf, type Detector, type LeakReport, type WatchOptions } from '../../lib/index.js';
+import { watch, unwatch, detectorOf, lease, type Detector, type LeakReport, type MisuseEvent, type WatchOptions } from '../../lib/index.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
@@ -215,6 +215,33 @@ function behaviour(t: Test, client: Client, config: () => Promise<Connection | u
     await db.client.releaseConnection(conn);
     t.equal(await db.client.releaseConnection(conn), undefined, 'knex still resolves');
     t.same(misuse, ['double-release']);
+  });
+
+  t.test("lease(knex) borrows the driver's connection through knex's client: release, stale release refused, destroy discards it, await using", async (t) => {
+    const db = open(t, client, connection, { min: 0, max: 1 });
+    const { detector } = watched(t, db);
+    const misuse: MisuseEvent[] = [];
+    detector.on('misuse', (event) => misuse.push(event));
+    const first = await lease(db); // KNEX LEASE
+    t.match(detector.leases(), [{ via: 'lease', callSite: new RegExp(`^${site('// KNEX LEASE')}`) }]);
+    await first.release();
+    const second = await lease(db);
+    t.equal(second.connection, first.connection, "max 1: the same driver connection, now the second borrower's");
+    await first.release();
+    t.match(misuse, [{ kind: 'stale-release' }]);
+    t.equal(db.client.pool.numUsed(), 1, "knex's pool still counts it leased");
+    await second.destroy();
+    t.equal(db.client.pool.numUsed(), 0);
+    t.match(detector.stats().knex, { open: 0, released: 1, destroyed: 1, misuse: 1 });
+    // The pool opens a new connection in its place.
+    const replaced = await (async () => {
+      await using third = await lease(db);
+      t.equal(detector.leases().length, 1);
+      return third.connection;
+    })();
+    t.not(replaced, first.connection, 'a new connection in place of the destroyed one');
+    t.same(await db.raw('select 1 as one').then(() => 'ok'), 'ok');
+    t.match(detector.stats().knex, { open: 0, released: 3, destroyed: 1, misuse: 1 });
   });
 
   t.test('unwatch restores the client methods', async (t) => {
