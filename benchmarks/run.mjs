@@ -22,6 +22,7 @@ import genericPool from './scenarios/generic-pool.mjs';
 import heap from './scenarios/heap.mjs';
 import latency from './scenarios/latency.mjs';
 import leaks from './scenarios/leaks.mjs';
+import leaseScenario from './scenarios/lease.mjs';
 import pgScenario from './scenarios/pg.mjs';
 import scale from './scenarios/scale.mjs';
 import serviceMariadb from './scenarios/service-mariadb.mjs';
@@ -33,7 +34,7 @@ import startup from './scenarios/startup.mjs';
 // `measure({ quick, log })`.
 // The services run in processes of their own, so they do not disturb the in-process
 // ones; they come last, as they are the longest.
-const scenarios = [genericPool, pgScenario, scale, service, serviceMariadb];
+const scenarios = [genericPool, leaseScenario, pgScenario, scale, service, serviceMariadb];
 const measurements = [heap, latency, leaks, startup];
 
 const here = dirname(fileURLToPath(import.meta.url));
