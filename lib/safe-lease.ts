@@ -127,13 +127,15 @@ class Handle<C> implements PoolLease<C> {
     const ops = this.#ops;
     const target = this.#target;
     const connection = this.#connection;
-    let result: unknown;
+    let result: unknown = false;
     try {
       const discard = ops.destroy;
       if (destroy && discard !== undefined) result = this.#giveBack(lease, true, () => discard(target, connection));
-      // A pool that cannot discard one connection (or lacks the field it takes): given back instead, and said once.
-      if (result === false || (destroy && discard === undefined)) this.#cannotDestroy();
-      if (!destroy || result === false || discard === undefined) result = this.#giveBack(lease, false, () => ops.release(target, connection));
+      if (result === false) {
+        // A release; or a pool that cannot discard one connection (or lacks the field it takes): given back instead, said once.
+        if (destroy) this.#cannotDestroy();
+        result = this.#giveBack(lease, false, () => ops.release(target, connection));
+      }
     } catch (error) {
       return Promise.reject(error);
     }
