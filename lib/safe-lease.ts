@@ -59,8 +59,10 @@ const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? (Symbol.
 const done: Promise<void> = Promise.resolve();
 const settled = (): void => undefined;
 
-// A handle the collector found while its lease was open: nothing can give it back now.
-const forgotten = new FinalizationRegistry<Lease>((lease) => lease.watched.collected(lease));
+// Handles the collector may find while their lease is open: nothing can give those back.
+// Made at the first lease(), so a process that never calls it has no registry at all.
+let registry: FinalizationRegistry<Lease> | undefined;
+const forgotten = (): FinalizationRegistry<Lease> => (registry ??= new FinalizationRegistry<Lease>((lease) => lease.watched.collected(lease)));
 
 const destroyFallbackWarned = new Set<string>();
 
@@ -113,7 +115,7 @@ class Handle<C> implements PoolLease<C> {
 
   #close(): void {
     this.#ended = true;
-    forgotten.unregister(this);
+    registry?.unregister(this);
   }
 
   #end(destroy: boolean, method: string, caller: Function): Promise<void> {
@@ -221,7 +223,7 @@ export function lease(pool: object, fn?: (connection: unknown) => unknown): Prom
     const opened = handing.lease;
     if (opened === null) watched.host.emitter.surface(watched, `lease() saw no lease opened by pool "${watched.name}"'s acquire`, new Error('its release is not checked, and a forgotten handle is not reported'));
     const made = new Handle(watched, opened, target, ops, connection);
-    if (opened !== null && opened.state === open) forgotten.register(made, opened, made);
+    if (opened !== null && opened.state === open) forgotten().register(made, opened, made);
     return made;
   });
   return fn === undefined ? handle : handle.then((made) => run(made, fn, watched));
