@@ -13,8 +13,9 @@ import { load, mixedRequests, startService } from '../service/harness.mjs';
 import { startPostgres } from '../service/postgres.mjs';
 
 export const connections = 50;
-const modes = ['raw', 'control', 'default', 'preload', 'scope', 'always', 'never'];
-const watched = ['default', 'preload', 'scope', 'always', 'never'];
+// `lease`: the default, with the transfer route written with lease(pool, fn): what lease() costs where users pay (no budget).
+const modes = ['raw', 'control', 'default', 'preload', 'scope', 'always', 'never', 'lease'];
+const watched = ['default', 'preload', 'scope', 'always', 'never', 'lease'];
 
 export const serviceMetrics = {
   cpuUs: { label: 'CPU', unit: 'µs/req', digits: 1 },

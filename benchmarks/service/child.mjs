@@ -5,7 +5,8 @@
 //
 // Modes: pg `raw`, `control` (a second raw service: the noise control), `default`
 // (watch(pool)), `preload` (no watch(): started with --import poolwatch/register), `scope`
-// (default + expressScope()), `always`, `never`, `leaks` (the leak
+// (default + expressScope()), `always`, `never`, `lease` (default, and the transfer route
+// borrows with lease(pool, fn)), `leaks` (the leak
 // measurement: a low threshold, the request scope, the report routes);
 // mariadb `raw`, `control`, `leakDetection` (mariadb's own leakDetectionTimeout), `poolwatch`.
 import { GCProfiler, getHeapStatistics } from 'node:v8';
@@ -14,7 +15,7 @@ const { driver, mode, db, tablePrefix } = JSON.parse(process.env.BENCH_SERVICE);
 const max = 10;
 // The unwatched services never load poolwatch: nothing of it may run in the baseline.
 const unwatched = ['raw', 'control', 'leakDetection'].includes(mode);
-const { detectorOf, watch } = unwatched ? { detectorOf: () => undefined } : await import('poolwatch');
+const { detectorOf, watch, lease } = unwatched ? { detectorOf: () => undefined } : await import('poolwatch');
 const { expressScope } = unwatched ? {} : await import('poolwatch/http');
 
 // Reports cross the IPC channel as plain JSON: only what leaks.mjs judges them on.
@@ -34,7 +35,7 @@ async function pgService() {
   const { createApp } = await import('./pg-app.mjs');
   const pool = new pg.Pool({ ...db, max });
   const middleware = [];
-  if (mode === 'default') watch(pool);
+  if (mode === 'default' || mode === 'lease') watch(pool);
   else if (mode === 'preload') {
     // The preload watched it when it was made.
     if (detectorOf(pool) === undefined) throw new Error('the preload did not watch the pool');
@@ -47,7 +48,7 @@ async function pgService() {
     watch(pool, { leakThresholdMs: 100, onLeak: (report) => reports.push(plain(report)) });
     middleware.push(expressScope());
   } else if (mode !== 'raw' && mode !== 'control' && mode !== 'preload') throw new Error(`unknown pg service mode "${mode}"`);
-  return { pool, app: createApp(pool, { middleware, reports: mode === 'leaks' }), end: () => pool.end() };
+  return { pool, app: createApp(pool, { middleware, reports: mode === 'leaks', lease: mode === 'lease' ? lease : undefined }), end: () => pool.end() };
 }
 
 async function mariadbService() {

@@ -13,11 +13,26 @@ export const schema = `
   INSERT INTO accounts SELECT i, 1000 FROM generate_series(1, 1000) i;
 `;
 
+/** Moves `amount` between two accounts in one transaction on `client`. */
+async function transfer(client, from, to, amount) {
+  await client.query('BEGIN');
+  try {
+    await client.query('UPDATE accounts SET balance = balance - $1 WHERE id = $2', [amount, from]);
+    await client.query('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [amount, to]);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  }
+}
+
 /**
  * `middleware` runs before every route (a request scope goes there); `reports` adds the
  * routes of the leak measurement (scenarios/leaks.mjs), which the timed runs never call.
+ * `lease`: poolwatch's lease(), which the transfer route then borrows its client with
+ * (`lease(pool, fn)`), as an app written for it would; otherwise connect/try/finally/release.
  */
-export function createApp(pool, { middleware = [], reports = false } = {}) {
+export function createApp(pool, { middleware = [], reports = false, lease } = {}) {
   const app = express();
   for (const fn of middleware) app.use(fn);
   app.use(express.json());
@@ -35,17 +50,14 @@ export function createApp(pool, { middleware = [], reports = false } = {}) {
 
   app.post('/transfer', async (req, res) => {
     const { from, to, amount } = req.body;
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('UPDATE accounts SET balance = balance - $1 WHERE id = $2', [amount, from]);
-      await client.query('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [amount, to]);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
+    if (lease) await lease(pool, (client) => transfer(client, from, to, amount));
+    else {
+      const client = await pool.connect();
+      try {
+        await transfer(client, from, to, amount);
+      } finally {
+        client.release();
+      }
     }
     res.json({ ok: true });
   });
