@@ -262,8 +262,9 @@ t.test('two attaches at once share one watch: each prints each report once', asy
 });
 
 t.test('a service that runs poolwatch already is not watched twice; its reports are shown', async (t) => {
-  const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort(), {
-    args: [`--inspect-port=${await freePort()}`, '--import', 'poolwatch/register'],
+  // Any free port (0): a port picked here and freed could be taken by another test's process before the service opens it.
+  const svc = await service(t, process.execPath, fixture('service.mjs'), 0, {
+    args: ['--inspect-port=0', '--import', 'poolwatch/register'],
     env: { POOLWATCH_LEAK_THRESHOLD_MS: '200' },
   });
   const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--threshold', '200', '--for', '120']);
