@@ -172,11 +172,14 @@ t.test('rejects what is not a detector, unknown options and a bad registry with 
 t.test('shows a real PostgreSQL pool: used and idle clients, a pending connect and its timeout', async (t) => {
   const config = await startPostgres(t);
   const pool = new pg.Pool({ ...config, max: 2, connectionTimeoutMillis: 1000 });
-  // pool.end() resolves before its clients have closed; the server must not stop under them.
-  const closed = new Promise<void>((resolve) => pool.on('remove', () => pool.totalCount === 0 && resolve()));
+  // pool.end() resolves, and 'remove' fires, before its clients' sockets have closed; the
+  // server must not stop under them (a client still closing would get its 57P01 as an error).
+  const ending: Array<Promise<void>> = [];
+  pool.on('connect', (client) => ending.push(new Promise<void>((resolve) => client.once('end', () => resolve()))));
+  const closed = () => Promise.all(ending);
   t.teardown(async () => {
     if (!pool.ended) await pool.end();
-    await closed;
+    await closed();
   });
   const detector = createDetector({ leakThresholdMs: 60_000 });
   t.teardown(() => detector.close());
@@ -211,7 +214,7 @@ t.test('shows a real PostgreSQL pool: used and idle clients, a pending connect a
   t.same(family(samples, 'db_client_connection_use_time_seconds_count'), { 'pool="pg"': 1 });
   b.release();
   await pool.end();
-  await closed;
+  await closed();
 });
 
 t.test("exposes the last minute's sizing: the connections its load needed and the max that serves it", async (t) => {
