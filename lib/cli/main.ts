@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { AttachError } from '../attach/attach-error.js';
-import { attach, status, type Io } from './commands.js';
+import { attach, status, type AttachCommand, type Io } from './commands.js';
 
 const usage = `Usage:
   poolwatch attach <pid> [--threshold <ms>] [--for <seconds>] [--json] [--keep] [--port <port>]
@@ -31,14 +31,8 @@ with SIGUSR1) only while it runs, and closes it when it detaches.`;
 
 class UsageError extends Error {}
 
-interface Parsed {
+interface Parsed extends AttachCommand {
   readonly command: 'attach' | 'status' | 'help';
-  readonly pid: number;
-  readonly port: number | undefined;
-  readonly thresholdMs: number | undefined;
-  readonly forSeconds: number | undefined;
-  readonly json: boolean;
-  readonly keep: boolean;
 }
 
 function positive(option: string, value: string | undefined, unit: string, integer = false): number | undefined {

@@ -5,7 +5,7 @@ import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
+import { freePort, startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { siteOf } from '../helpers/site.js';
 
 // The CLI as installed: the build's dist/cli/main.js (npm test builds first).
@@ -20,17 +20,6 @@ const node24 = process.env.POOLWATCH_TEST_NODE24 ?? '/tmp/n24/package/bin/node';
 const clean: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('POOLWATCH_') && key !== 'NODE_OPTIONS' && !key.startsWith('PG')));
 
 const db: Promise<PostgresConfig> = startPostgres(t);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Child {
   readonly child: ChildProcess;

@@ -20,7 +20,8 @@ export interface PostgresConfig {
   database: string;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 now (another process may take it before it is used). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on('error', reject);
