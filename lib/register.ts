@@ -9,8 +9,8 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
-import { readSettings } from './preload/env.js';
-import { configure, patches, patchNamespace, say } from './preload/hooks.js';
+import { readSettings, shareDetectorSettings } from './preload/env.js';
+import { patches, patchNamespace, say } from './preload/hooks.js';
 import { startLog } from './preload/log.js';
 
 // Loaded twice (by -r and --import, or by two copies of poolwatch), it hooks once.
@@ -22,7 +22,9 @@ function start(): void {
     say(`${read.problem}; poolwatch is off, nothing is watched.`);
     return;
   }
-  configure(read.settings.detector);
+  // Whoever makes the default detector first (the first pool, or the app's own
+  // defaultDetector() or lease()), in this copy of poolwatch or another, makes it with these.
+  shareDetectorSettings(read.settings.detector);
   startLog(read.settings.log);
   const report = read.settings.report;
   if (report !== undefined) writeReportAtExit(report);

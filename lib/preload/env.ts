@@ -14,6 +14,22 @@ export interface PreloadSettings {
 /** What the environment says, or the one line that says which variable is wrong. */
 export type ReadSettings = { readonly settings: PreloadSettings } | { readonly problem: string };
 
+// Where the preload leaves its detector settings: on the global object, so that the default
+// detector of every copy of poolwatch in the process (the preload's, an app's own) is made
+// with them, whoever asks for it first: the preload at its first pool, or the app.
+const sharedKey = Symbol.for('poolwatch.preload.detector');
+
+/** Makes `options` what `defaultDetector()` is made with, in every copy of poolwatch loaded in this process. */
+export function shareDetectorSettings(options: DetectorOptions): void {
+  (globalThis as { [sharedKey]?: DetectorOptions })[sharedKey] = Object.freeze({ ...options });
+}
+
+/** The detector settings the preload read, when it runs in this process. */
+export function sharedDetectorSettings(): DetectorOptions | undefined {
+  const shared = (globalThis as { [sharedKey]?: unknown })[sharedKey];
+  return typeof shared === 'object' && shared !== null ? (shared as DetectorOptions) : undefined;
+}
+
 const stackPolicies: readonly StackPolicy[] = ['always', 'auto', 'never'];
 const logFormats: readonly LogFormat[] = ['text', 'json', 'off'];
 
