@@ -60,10 +60,15 @@ function start(): void {
   }
 }
 
-// At exit, however the app ends (its last request, process.exit(), a signal it handles): the
-// 'exit' listener runs synchronously, so the report is written with writeFileSync.
+// At exit, however the app ends: its last request, process.exit(), an uncaught error, or a
+// signal (SIGTERM from a supervisor, Ctrl-C's SIGINT, SIGHUP when its terminal goes, and the
+// other signals that end a process). signal-exit (what nyc and tap use for the same) writes
+// it at a signal only when the app has no handler of that signal, then ends the process by
+// that same signal, as it would have ended; an app with its own handler still decides, and
+// the report is written when it exits. Its callbacks run synchronously, so the report is
+// written with writeFileSync. A worker gets no signals: there it is the 'exit' event.
 function writeReportAtExit(path: string): void {
-  process.once('exit', () => {
+  const write = (): void => {
     try {
       // Required only now: the preload loads the detector when the first pool appears, not at start.
       const { defaultDetector } = require('./detector.js') as typeof import('./detector.js');
@@ -72,6 +77,14 @@ function writeReportAtExit(path: string): void {
     } catch (error) {
       say(`could not write POOLWATCH_REPORT (${(error as Error)?.message ?? String(error)})`);
     }
+  };
+  if (!isMainThread) {
+    process.once('exit', write);
+    return;
+  }
+  const { onExit } = require('signal-exit') as typeof import('signal-exit');
+  onExit(() => {
+    write();
   });
 }
 
