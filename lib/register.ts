@@ -10,8 +10,8 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { readSettings, shareDetectorSettings } from './preload/env.js';
-import { patches, patchNamespace, say } from './preload/hooks.js';
-import { startLog } from './preload/log.js';
+import { patches, patchNamespace } from './preload/hooks.js';
+import { say, sayAs, sayReportWritten, startLog } from './preload/log.js';
 
 // Loaded twice (by -r and --import, or by two copies of poolwatch), it hooks once.
 const loaded = Symbol.for('poolwatch.register');
@@ -19,7 +19,8 @@ const loaded = Symbol.for('poolwatch.register');
 function start(): void {
   const read = readSettings(process.env);
   if ('problem' in read) {
-    say(`${read.problem}; poolwatch is off, nothing is watched.`);
+    sayAs(read.log);
+    say(`${read.problem}; poolwatch is off, nothing is watched.`, 'POOLWATCH_INVALID_OPTION');
     return;
   }
   // Whoever makes the default detector first (the first pool, or the app's own
@@ -73,9 +74,9 @@ function writeReportAtExit(path: string): void {
       // Required only now: the preload loads the detector when the first pool appears, not at start.
       const { defaultDetector } = require('./detector.js') as typeof import('./detector.js');
       const written = defaultDetector().writeReport(path);
-      say(`report written to ${written}`);
+      sayReportWritten(written);
     } catch (error) {
-      say(`could not write POOLWATCH_REPORT (${(error as Error)?.message ?? String(error)})`);
+      say(`could not write POOLWATCH_REPORT (${(error as Error)?.message ?? String(error)})`, 'POOLWATCH_REPORT_FAILED');
     }
   };
   if (!isMainThread) {
@@ -135,6 +136,6 @@ if (host[loaded] !== true) {
   try {
     start();
   } catch (error) {
-    say(`could not start (${(error as Error)?.message ?? String(error)}); the app runs unwatched.`);
+    say(`could not start (${(error as Error)?.message ?? String(error)}); the app runs unwatched.`, 'POOLWATCH_PRELOAD_FAILED');
   }
 }

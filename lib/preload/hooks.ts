@@ -1,5 +1,5 @@
 import type * as DetectorModule from '../detector.js';
-import { write } from './log.js';
+import { say } from './log.js';
 
 // Pool classes and factories are swapped for ones that watch what they make. A pool built
 // inside an ORM is reached the same way: the ORM requires the pool library, and gets these.
@@ -15,11 +15,6 @@ const refused = new Set<string>();
 // While knex builds its own tarn pool: knex is watched as a whole, its pool is not watched again.
 let insideKnex = 0;
 
-/** One line of poolwatch's on stderr, never a throw. */
-export function say(line: string): void {
-  write(`poolwatch: ${line}`);
-}
-
 /** Watches `pool` with the default detector, unless something already watches it. Never throws. */
 export function adopt(pool: unknown, library: string): void {
   if ((typeof pool !== 'object' && typeof pool !== 'function') || pool === null) return;
@@ -31,7 +26,7 @@ export function adopt(pool: unknown, library: string): void {
   } catch (error) {
     if (refused.has(library)) return;
     refused.add(library);
-    say(`could not watch a ${library} pool; it works as before, unwatched (${(error as Error)?.message ?? String(error)})`);
+    say(`could not watch a ${library} pool; it works as before, unwatched (${(error as Error)?.message ?? String(error)})`, 'POOLWATCH_WATCH_FAILED');
   }
 }
 
