@@ -79,14 +79,14 @@ function writeReportAtExit(path: string): void {
       say(`could not write POOLWATCH_REPORT (${(error as Error)?.message ?? String(error)})`, 'POOLWATCH_REPORT_FAILED');
     }
   };
-  if (!isMainThread) {
-    process.once('exit', write);
-    return;
+  let onExit: typeof import('signal-exit').onExit | undefined;
+  try {
+    if (isMainThread) ({ onExit } = require('signal-exit') as typeof import('signal-exit'));
+  } catch {
+    // Pruned from a deployment: the report is still written at a normal exit.
   }
-  const { onExit } = require('signal-exit') as typeof import('signal-exit');
-  onExit(() => {
-    write();
-  });
+  if (onExit === undefined) process.once('exit', write);
+  else onExit(write);
 }
 
 /**
