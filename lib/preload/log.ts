@@ -49,7 +49,12 @@ export function sayAs(format: LogFormat): void {
 function disabledWarnings(): Set<string> | undefined {
   const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
   if (process.env.NODE_NO_WARNINGS === '1' || args.includes('--no-warnings')) return undefined;
-  return new Set(args.flatMap((arg) => (arg.startsWith('--disable-warning=') ? [arg.slice('--disable-warning='.length)] : [])));
+  const disabled = new Set<string>();
+  args.forEach((arg, i) => {
+    if (arg.startsWith('--disable-warning=')) disabled.add(arg.slice('--disable-warning='.length));
+    else if (arg === '--disable-warning' && args[i + 1] !== undefined) disabled.add(args[i + 1]!);
+  });
+  return disabled;
 }
 
 /**

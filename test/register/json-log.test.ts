@@ -73,15 +73,17 @@ t.test("POOLWATCH_LOG=json with --no-warnings: poolwatch's warnings stay off, as
   );
 });
 
-t.test('POOLWATCH_LOG=json with --disable-warning=<code>: that warning stays off, the others are JSON lines', async (t) => {
-  const ended = await run(['--disable-warning=POOLWATCH_DEGRADED', '--import', 'poolwatch/register', fixture('warnings.mjs')], { POOLWATCH_LOG: 'json', POOLWATCH_LEAK_THRESHOLD_MS: '50' });
-  t.equal(ended.code, 0, ended.stderr);
-  const codes = jsonLines(t, ended.stderr).flatMap((line) => (line.poolwatch === 'warning' ? [line.code] : []));
-  t.same(
-    codes.sort(),
-    warningCodes.filter((code) => code !== 'POOLWATCH_DEGRADED'),
-  );
-});
+for (const flag of [['--disable-warning=POOLWATCH_DEGRADED'], ['--disable-warning', 'POOLWATCH_DEGRADED']]) {
+  t.test(`POOLWATCH_LOG=json with ${flag.join(' ')}: that warning stays off, the others are JSON lines`, async (t) => {
+    const ended = await run([...flag, '--import', 'poolwatch/register', fixture('warnings.mjs')], { POOLWATCH_LOG: 'json', POOLWATCH_LEAK_THRESHOLD_MS: '50' });
+    t.equal(ended.code, 0, ended.stderr);
+    const codes = jsonLines(t, ended.stderr).flatMap((line) => (line.poolwatch === 'warning' ? [line.code] : []));
+    t.same(
+      codes.sort(),
+      warningCodes.filter((code) => code !== 'POOLWATCH_DEGRADED'),
+    );
+  });
+}
 
 t.test('POOLWATCH_LOG=json: a bad setting is one JSON line naming it, and the app runs unwatched', async (t) => {
   const ended = await run(['--import', 'poolwatch/register', fixture('ends.mjs')], { POOLWATCH_LOG: 'json', POOLWATCH_STACKS: 'sometimes' });
