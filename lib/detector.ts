@@ -10,6 +10,7 @@ import { LeakReport } from './report.js';
 import type { PoolSizing } from './sizing.js';
 import { sampleIntervalMs } from './timeline.js';
 import { renderReport, type ReportData } from './html-report.js';
+import { sharedDetectorSettings } from './preload/env.js';
 import { writeFileSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 
@@ -371,10 +372,11 @@ export class Detector {
 /**
  * The process-wide detector: `poolwatch/register` watches every pool with it, and
  * `detectorOf(pool)` returns it for those pools. Made on first call, with the settings
- * the preload read from the environment (or the defaults).
+ * the preload read from the environment (or the defaults), whether the preload or the
+ * app calls first.
  */
 export function defaultDetector(): Detector {
-  return (shared ??= new Detector(sharedOptions));
+  return (shared ??= new Detector(sharedOptions ?? sharedDetectorSettings()));
 }
 
 /** Sets the options `defaultDetector()` is made with; for the preload, before any pool is watched. */

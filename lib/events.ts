@@ -3,6 +3,7 @@ import { channels, type ChannelEvent } from './channels.js';
 import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
 import type { ExhaustedEvent } from './exhaustion.js';
+import { warn } from './warn.js';
 
 /**
  * What went wrong in a `misuse` event: a release the pool refuses, or an acquire that has
@@ -180,6 +181,6 @@ export class Emitter {
   #warn(source: object, error: ListenerError): void {
     if (this.#warned.has(source)) return;
     this.#warned.add(source);
-    process.emitWarning(error);
+    warn(error);
   }
 }

@@ -9,9 +9,9 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
-import { readSettings } from './preload/env.js';
-import { configure, patches, patchNamespace, say } from './preload/hooks.js';
-import { startLog } from './preload/log.js';
+import { readSettings, shareDetectorSettings } from './preload/env.js';
+import { patches, patchNamespace } from './preload/hooks.js';
+import { say, sayAs, sayReportWritten, startLog } from './preload/log.js';
 
 // Loaded twice (by -r and --import, or by two copies of poolwatch), it hooks once.
 const loaded = Symbol.for('poolwatch.register');
@@ -19,10 +19,13 @@ const loaded = Symbol.for('poolwatch.register');
 function start(): void {
   const read = readSettings(process.env);
   if ('problem' in read) {
-    say(`${read.problem}; poolwatch is off, nothing is watched.`);
+    sayAs(read.log);
+    say(`${read.problem}; poolwatch is off, nothing is watched.`, 'POOLWATCH_INVALID_OPTION');
     return;
   }
-  configure(read.settings.detector);
+  // Whoever makes the default detector first (the first pool, or the app's own
+  // defaultDetector() or lease()), in this copy of poolwatch or another, makes it with these.
+  shareDetectorSettings(read.settings.detector);
   startLog(read.settings.log);
   const report = read.settings.report;
   if (report !== undefined) writeReportAtExit(report);
@@ -58,19 +61,32 @@ function start(): void {
   }
 }
 
-// At exit, however the app ends (its last request, process.exit(), a signal it handles): the
-// 'exit' listener runs synchronously, so the report is written with writeFileSync.
+// At exit, however the app ends: its last request, process.exit(), an uncaught error, or a
+// signal (SIGTERM from a supervisor, Ctrl-C's SIGINT, SIGHUP when its terminal goes, and the
+// other signals that end a process). signal-exit (what nyc and tap use for the same) writes
+// it at a signal only when the app has no handler of that signal, then ends the process by
+// that same signal, as it would have ended; an app with its own handler still decides, and
+// the report is written when it exits. Its callbacks run synchronously, so the report is
+// written with writeFileSync. A worker gets no signals: there it is the 'exit' event.
 function writeReportAtExit(path: string): void {
-  process.once('exit', () => {
+  const write = (): void => {
     try {
       // Required only now: the preload loads the detector when the first pool appears, not at start.
       const { defaultDetector } = require('./detector.js') as typeof import('./detector.js');
       const written = defaultDetector().writeReport(path);
-      say(`report written to ${written}`);
+      sayReportWritten(written);
     } catch (error) {
-      say(`could not write POOLWATCH_REPORT (${(error as Error)?.message ?? String(error)})`);
+      say(`could not write POOLWATCH_REPORT (${(error as Error)?.message ?? String(error)})`, 'POOLWATCH_REPORT_FAILED');
     }
-  });
+  };
+  let onExit: typeof import('signal-exit').onExit | undefined;
+  try {
+    if (isMainThread) ({ onExit } = require('signal-exit') as typeof import('signal-exit'));
+  } catch {
+    // Pruned from a deployment: the report is still written at a normal exit.
+  }
+  if (onExit === undefined) process.once('exit', write);
+  else onExit(write);
 }
 
 /**
@@ -120,6 +136,6 @@ if (host[loaded] !== true) {
   try {
     start();
   } catch (error) {
-    say(`could not start (${(error as Error)?.message ?? String(error)}); the app runs unwatched.`);
+    say(`could not start (${(error as Error)?.message ?? String(error)}); the app runs unwatched.`, 'POOLWATCH_PRELOAD_FAILED');
   }
 }

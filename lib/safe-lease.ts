@@ -4,6 +4,7 @@ import { adapterFor } from './adapters/index.js';
 import { open, type Lease } from './lease.js';
 import type { LeaseOps } from './adapters/types.js';
 import type { Handing, WatchedPool } from './watched-pool.js';
+import { warn } from './warn.js';
 
 /**
  * The connection `lease(pool)` hands over, read from the pool's own types: a pg
@@ -155,9 +156,7 @@ class Handle<C> implements PoolLease<C> {
     const library = this.#watched.capabilities.library;
     if (destroyFallbackWarned.has(library)) return;
     destroyFallbackWarned.add(library);
-    process.emitWarning(`poolwatch: a lease() handle of pool "${this.#watched.name}" (${library}) cannot discard its connection: the pool offers no way to, so destroy() gave it back.`, {
-      code: 'POOLWATCH_DESTROY_UNSUPPORTED',
-    });
+    warn(`poolwatch: a lease() handle of pool "${this.#watched.name}" (${library}) cannot discard its connection: the pool offers no way to, so destroy() gave it back.`, 'POOLWATCH_DESTROY_UNSUPPORTED');
   }
 }
 

@@ -18,6 +18,7 @@ import { traceLabels } from './trace-ids.js';
 import { describeExhaustion, groupHolders, nameHolders, type ExhaustedEvent, type ExhaustionReason, type HolderGroup, type Judgement } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
+import { warn } from './warn.js';
 import type { Emitter, MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
 
@@ -214,9 +215,9 @@ export class WatchedPool implements Tracker {
     if (options.reclaimAfterMs !== Infinity) {
       if (can.activity && can.reclaim && typeof adapter.reclaim === 'function') this.reclaimAfterMs = options.reclaimAfterMs;
       else {
-        process.emitWarning(
+        warn(
           `poolwatch: reclaimAfterMs is off for pool "${name}" (${this.capabilities.library}): poolwatch cannot see what its connections are doing, or cannot destroy one through the pool, so it never takes one back.`,
-          { code: 'POOLWATCH_RECLAIM_UNSUPPORTED' },
+          'POOLWATCH_RECLAIM_UNSUPPORTED',
         );
       }
     }

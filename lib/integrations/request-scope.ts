@@ -4,6 +4,7 @@ import { endScope, openScope, runInScope, type RefreshLabels } from '../context.
 import { ListenerError, PoolwatchTypeError, codes, describe } from '../errors.js';
 import type { Labels } from '../options.js';
 import { WatchedPool } from '../watched-pool.js';
+import { warn } from '../warn.js';
 
 /**
  * Options of every request scope (`requestScope`, `expressScope`, `fastifyScope`,
@@ -125,7 +126,7 @@ function extraLabels<Req>(options: ResolvedRequestScope<Req>, req: Req): Labels 
   } catch (error) {
     if (!warned.has(options)) {
       warned.add(options);
-      process.emitWarning(new ListenerError(`poolwatch: the \`labels\` option of a request scope threw: ${(error as Error)?.message ?? String(error)}`, error));
+      warn(new ListenerError(`poolwatch: the \`labels\` option of a request scope threw: ${(error as Error)?.message ?? String(error)}`, error));
     }
     return undefined;
   }

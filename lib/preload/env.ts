@@ -11,8 +11,27 @@ export interface PreloadSettings {
   readonly report: string | undefined;
 }
 
-/** What the environment says, or the one line that says which variable is wrong. */
-export type ReadSettings = { readonly settings: PreloadSettings } | { readonly problem: string };
+/**
+ * What the environment says, or the one line that says which variable is wrong (with the
+ * log format to say it in, when POOLWATCH_LOG itself is readable).
+ */
+export type ReadSettings = { readonly settings: PreloadSettings } | { readonly problem: string; readonly log: LogFormat };
+
+// Where the preload leaves its detector settings: on the global object, so that the default
+// detector of every copy of poolwatch in the process (the preload's, an app's own) is made
+// with them, whoever asks for it first: the preload at its first pool, or the app.
+const sharedKey = Symbol.for('poolwatch.preload.detector');
+
+/** Makes `options` what `defaultDetector()` is made with, in every copy of poolwatch loaded in this process. */
+export function shareDetectorSettings(options: DetectorOptions): void {
+  (globalThis as { [sharedKey]?: DetectorOptions })[sharedKey] = Object.freeze({ ...options });
+}
+
+/** The detector settings the preload read, when it runs in this process. */
+export function sharedDetectorSettings(): DetectorOptions | undefined {
+  const shared = (globalThis as { [sharedKey]?: unknown })[sharedKey];
+  return typeof shared === 'object' && shared !== null ? (shared as DetectorOptions) : undefined;
+}
 
 const stackPolicies: readonly StackPolicy[] = ['always', 'auto', 'never'];
 const logFormats: readonly LogFormat[] = ['text', 'json', 'off'];
@@ -38,11 +57,19 @@ export function readSettings(env: NodeJS.ProcessEnv): ReadSettings {
   const detector: { leakThresholdMs?: number; stacks?: StackPolicy } = {};
   let log: LogFormat = 'text';
 
+  // First: a problem with any other variable is said in the format asked for.
+  const format = env.POOLWATCH_LOG;
+  if (format?.trim()) {
+    const chosen = oneOf('POOLWATCH_LOG', format, logFormats);
+    if (!logFormats.includes(chosen as LogFormat)) return { problem: chosen, log };
+    log = chosen as LogFormat;
+  }
+
   const threshold = env.POOLWATCH_LEAK_THRESHOLD_MS?.trim();
   if (threshold) {
     const ms = threshold === 'Infinity' ? Infinity : /^\d+(\.\d+)?$/.test(threshold) ? Number(threshold) : NaN;
     if (!(ms > 0)) {
-      return { problem: `POOLWATCH_LEAK_THRESHOLD_MS must be a positive number of milliseconds (or Infinity), got ${shown(env.POOLWATCH_LEAK_THRESHOLD_MS!)}` };
+      return { problem: `POOLWATCH_LEAK_THRESHOLD_MS must be a positive number of milliseconds (or Infinity), got ${shown(env.POOLWATCH_LEAK_THRESHOLD_MS!)}`, log };
     }
     detector.leakThresholdMs = ms;
   }
@@ -50,15 +77,8 @@ export function readSettings(env: NodeJS.ProcessEnv): ReadSettings {
   const stacks = env.POOLWATCH_STACKS;
   if (stacks?.trim()) {
     const policy = oneOf('POOLWATCH_STACKS', stacks, stackPolicies);
-    if (!stackPolicies.includes(policy as StackPolicy)) return { problem: policy };
+    if (!stackPolicies.includes(policy as StackPolicy)) return { problem: policy, log };
     detector.stacks = policy as StackPolicy;
-  }
-
-  const format = env.POOLWATCH_LOG;
-  if (format?.trim()) {
-    const chosen = oneOf('POOLWATCH_LOG', format, logFormats);
-    if (!logFormats.includes(chosen as LogFormat)) return { problem: chosen };
-    log = chosen as LogFormat;
   }
 
   // A path: anything but blank. Where it cannot be written is said at exit, when it is tried.

@@ -1,6 +1,5 @@
 import type * as DetectorModule from '../detector.js';
-import type { DetectorOptions } from '../options.js';
-import { write } from './log.js';
+import { say } from './log.js';
 
 // Pool classes and factories are swapped for ones that watch what they make. A pool built
 // inside an ORM is reached the same way: the ORM requires the pool library, and gets these.
@@ -11,36 +10,23 @@ type AnyClass = new (...args: unknown[]) => object;
 
 // The library is loaded only when the first pool is made: the preload costs the app's startup little.
 let detector: typeof DetectorModule | undefined;
-let options: DetectorOptions = {};
 // Which kinds of pool the preload could not watch, said once each.
 const refused = new Set<string>();
 // While knex builds its own tarn pool: knex is watched as a whole, its pool is not watched again.
 let insideKnex = 0;
 
-/** One line of poolwatch's on stderr, never a throw. */
-export function say(line: string): void {
-  write(`poolwatch: ${line}`);
-}
-
-/** Sets the options the default detector is made with when the first pool appears. */
-export function configure(settings: DetectorOptions): void {
-  options = settings;
-}
-
 /** Watches `pool` with the default detector, unless something already watches it. Never throws. */
 export function adopt(pool: unknown, library: string): void {
   if ((typeof pool !== 'object' && typeof pool !== 'function') || pool === null) return;
   try {
-    if (detector === undefined) {
-      detector = require('../detector.js') as typeof DetectorModule;
-      detector.configureDefaultDetector(options);
-    }
+    // Its settings are the ones register.ts shared: defaultDetector() reads them.
+    detector ??= require('../detector.js') as typeof DetectorModule;
     if (detector.detectorOf(pool) !== undefined) return;
     detector.defaultDetector().watch(pool);
   } catch (error) {
     if (refused.has(library)) return;
     refused.add(library);
-    say(`could not watch a ${library} pool; it works as before, unwatched (${(error as Error)?.message ?? String(error)})`);
+    say(`could not watch a ${library} pool; it works as before, unwatched (${(error as Error)?.message ?? String(error)})`, 'POOLWATCH_WATCH_FAILED');
   }
 }
 

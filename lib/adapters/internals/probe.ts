@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, sep } from 'node:path';
+import { warn } from '../../warn.js';
 
 /**
  * What poolwatch can see of a pool beyond its leases (which it always tracks):
@@ -207,7 +208,5 @@ export function warnDegraded(pool: string, m: CapabilityManifest, lost: readonly
   const what = fresh.map((l) => `${l.capability} (no ${l.shape}: ${consequences[l.capability]})`).join('; ');
   const version = m.version === undefined ? 'an unknown version' : m.version;
   const checked = m.checked === undefined ? '' : `, checked against ${m.checked}`;
-  process.emitWarning(`poolwatch: pool "${pool}" is ${m.library} ${version}${checked}, which lacks what poolwatch reads for: ${what}. Leases are still tracked.`, {
-    code: 'POOLWATCH_DEGRADED',
-  });
+  warn(`poolwatch: pool "${pool}" is ${m.library} ${version}${checked}, which lacks what poolwatch reads for: ${what}. Leases are still tracked.`, 'POOLWATCH_DEGRADED');
 }
