@@ -26,6 +26,8 @@ export interface OpenedInspector {
   readonly webSocketUrl: string;
   /** The address other than loopback the inspector opened on now (then it is to be closed at once). */
   readonly exposedOn: string | undefined;
+  /** Whether its options were read (and their host found loopback) before the signal. */
+  readonly hostChecked: boolean;
   /** Whether SIGUSR1 opened it now (else it was open already: `--inspect`, or another attach). */
   readonly openedNow: boolean;
   /** Whether /proc showed that the port is the target's own: else check `process.pid` once connected. */
@@ -50,7 +52,7 @@ const ownClientPorts = new Set<number>();
 
 /** The inspector's WebSocket URL if `port` on `host` (127.0.0.1 unless said) is a Node.js inspector, else undefined. */
 export function probe(port: number, timeoutMs = 1_000, host = '127.0.0.1'): Promise<string | undefined> {
-  const authority = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  const authority = hostPort(host, port);
   return new Promise((resolve) => {
     const request = get({ host, port, path: '/json/list', timeout: timeoutMs, agent: false }, (response) => {
       let body = '';
@@ -117,6 +119,11 @@ export async function isLoopbackHost(host: string): Promise<boolean> {
 const listeningOn = (sockets: readonly TcpSocket[]) => sockets.filter((s) => s.state === 'listen' && reachableFromLoopback(s.address));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `host:port`, an IPv6 address in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+}
+
 /** Opens `pid`'s inspector, or finds it open. */
 export async function openInspector(pid: number, options: OpenOptions): Promise<OpenedInspector> {
   checkProcess(pid);
@@ -129,11 +136,11 @@ export async function openInspector(pid: number, options: OpenOptions): Promise<
     const open = listeningOn(before).filter((s) => s.port === port || port === 0);
     for (const socket of open) {
       const url = await probe(socket.port);
-      if (url !== undefined) return { port: socket.port, webSocketUrl: url, exposedOn: undefined, openedNow: false, ownPort: true };
+      if (url !== undefined) return { port: socket.port, webSocketUrl: url, exposedOn: undefined, hostChecked: false, openedNow: false, ownPort: true };
     }
   } else {
     const url = await probe(port);
-    if (url !== undefined) return { port, webSocketUrl: url, exposedOn: undefined, openedNow: false, ownPort: false };
+    if (url !== undefined) return { port, webSocketUrl: url, exposedOn: undefined, hostChecked: false, openedNow: false, ownPort: false };
   }
 
   if (!options.signal) {
@@ -182,11 +189,11 @@ export async function openInspector(pid: number, options: OpenOptions): Promise<
         const url = await probe(socket.port, 1_000, address);
         if (url === undefined) continue;
         const exposedOn = fresh.find((s) => s.port === socket.port && !isLoopbackAddress(s.address))?.address;
-        return { port: socket.port, webSocketUrl: url, exposedOn, openedNow: true, ownPort: true };
+        return { port: socket.port, webSocketUrl: url, exposedOn, hostChecked: told !== undefined, openedNow: true, ownPort: true };
       }
     } else {
       const url = await probe(port);
-      if (url !== undefined) return { port, webSocketUrl: url, exposedOn: undefined, openedNow: true, ownPort: false };
+      if (url !== undefined) return { port, webSocketUrl: url, exposedOn: undefined, hostChecked: told !== undefined, openedNow: true, ownPort: false };
     }
   }
   checkProcess(pid);

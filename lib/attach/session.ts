@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AttachError } from './attach-error.js';
 import { Cdp, type EvaluateResult, type RemoteObject } from './cdp.js';
-import { inspectorClients, isLoopbackHost, log, openInspector, probe, type OpenedInspector } from './inspector.js';
+import { hostPort, inspectorClients, isLoopbackHost, log, openInspector, probe, type OpenedInspector } from './inspector.js';
 import type { BeginResult, EndResult, FoundSummary } from './host.js';
 import type { PoolHolders } from './holders.js';
 
@@ -157,7 +157,8 @@ export class Session {
           const closed = await closeInspector(cdp, inspector.port);
           throw new AttachError(
             'POOLWATCH_ATTACH_NOT_LOOPBACK',
-            `pid ${pid} opened its inspector on ${exposedOn}:${inspector.port}, reachable from other machines (a host it set at run time): ` +
+            `pid ${pid} opened its inspector on ${hostPort(exposedOn, inspector.port)}, reachable from other machines ` +
+              `(${inspector.hostChecked ? 'a host it set at run time' : 'its options could not be read beforehand'}): ` +
               `poolwatch ${closed ? 'closed it at once' : 'asked it to close at once, but it did not close in time'} and attached nothing; open its inspector yourself on 127.0.0.1 and attach to it`,
           );
         }
