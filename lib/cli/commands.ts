@@ -7,7 +7,7 @@ import { formatDuration } from '../report.js';
 export interface Io {
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
-  /** Aborted on Ctrl-C: detach now. */
+  /** Aborted on Ctrl-C (or SIGTERM; the signal's name is its reason): detach now. */
   readonly stop: AbortSignal;
 }
 
@@ -57,10 +57,16 @@ function beforeSignal(io: Io, pid: number): () => void {
  * target); returns the function that ends that.
  */
 function acknowledgeStop(io: Io, pid: number): () => void {
-  const onStop = () => io.err(`poolwatch: interrupted: undoing the attach to pid ${pid}`);
+  const onStop = () => io.err(`poolwatch: interrupted: undoing the attach to pid ${pid} (a second Ctrl-C leaves at once, with that undone only by the target, if at all)`);
   io.stop.addEventListener('abort', onStop, { once: true });
   return () => io.stop.removeEventListener('abort', onStop);
 }
+
+/** The exit code after `signal` (Ctrl-C: SIGINT), as a shell reports a process it ended: 130, or 143 for SIGTERM. */
+export function exitCodeOf(signal: unknown): number {
+  return signal === 'SIGTERM' ? 143 : 130;
+}
+const interruptedCode = (io: Io) => exitCodeOf(io.stop.reason);
 
 function describeInterrupted(pid: number, error: Interrupted): string {
   return `poolwatch: interrupted before the attach to pid ${pid} was complete; ${error.ended === undefined ? 'nothing was sent to it' : describeEnd(error.ended)}`;
@@ -87,7 +93,7 @@ export async function attach(command: AttachCommand, io: Io): Promise<number> {
     acknowledged();
     if (!(error instanceof Interrupted)) throw error;
     io.err(describeInterrupted(pid, error));
-    return 130;
+    return interruptedCode(io);
   }
   let gone = false;
   void session.closed.then(() => (gone = true));
@@ -142,7 +148,7 @@ export async function attach(command: AttachCommand, io: Io): Promise<number> {
     acknowledged();
     if (error instanceof Interrupted) {
       io.err(describeInterrupted(pid, error));
-      return 130;
+      return interruptedCode(io);
     }
     // Undone now if the target still answers; else the target undoes it when the pings stop.
     await session.detach().catch(() => session.abandon().catch(() => {}));
@@ -208,7 +214,7 @@ export async function status(command: { pid: number; port: number | undefined; j
     acknowledged();
     if (!(error instanceof Interrupted)) throw error;
     io.err(describeInterrupted(pid, error));
-    return 130;
+    return interruptedCode(io);
   }
   try {
     await session.discover(io.stop);
@@ -222,7 +228,7 @@ export async function status(command: { pid: number; port: number | undefined; j
     acknowledged();
     if (error instanceof Interrupted) {
       io.err(describeInterrupted(pid, error));
-      return 130;
+      return interruptedCode(io);
     }
     // Undone now if the target still answers; else the target undoes it when the pings stop.
     await session.detach().catch(() => session.abandon().catch(() => {}));

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { AttachError } from '../attach/attach-error.js';
-import { attach, status, type AttachCommand, type Io } from './commands.js';
+import { attach, exitCodeOf, status, type AttachCommand, type Io } from './commands.js';
 
 const usage = `Usage:
   poolwatch attach <pid> [--threshold <ms>] [--for <seconds>] [--json] [--keep] [--port <port>] [--no-signal]
@@ -128,11 +128,11 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const controller = new AbortController();
   let interrupted = false;
-  const onSignal = () => {
+  const onSignal = (signal: NodeJS.Signals) => {
     // A second Ctrl-C leaves at once; the target ends the session when its pings stop.
-    if (interrupted) process.exit(130);
+    if (interrupted) process.exit(exitCodeOf(signal));
     interrupted = true;
-    controller.abort();
+    controller.abort(signal);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

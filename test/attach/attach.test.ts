@@ -497,20 +497,21 @@ t.test('Ctrl-C at any step of the attach ends it cleanly: nothing watched, the i
 
   // Each later step is reached by the CLI's own marks (DEBUG=poolwatch:attach); the target is
   // stopped there, so the CLI waits on it when Ctrl-C comes, and let go once the CLI said it heard it.
-  for (const { step, marker } of [
-    { step: 'with the inspector open, before poolwatch was loaded into the target', marker: /poolwatch:attach inspector open on / },
-    { step: 'while searching the heap', marker: /poolwatch:attach searching the heap/ },
-  ]) {
+  for (const { step, marker, signal, code } of [
+    { step: 'with the inspector open, before poolwatch was loaded into the target', marker: /poolwatch:attach inspector open on /, signal: 'SIGINT', code: 130 },
+    { step: 'while searching the heap', marker: /poolwatch:attach searching the heap/, signal: 'SIGINT', code: 130 },
+    { step: 'while searching the heap, by SIGTERM', marker: /poolwatch:attach searching the heap/, signal: 'SIGTERM', code: 143 },
+  ] as const) {
     t.test(step, async (t) => {
       const svc = await service(t, process.execPath, fixture('service.cjs'), 0);
       t.teardown(() => void process.kill(svc.pid, 'SIGCONT'));
       const attach = start(t, process.execPath, [cli, 'attach', String(svc.pid), '--for', '120'], { DEBUG: 'poolwatch:attach' });
       await attach.waitFor('stderr', marker);
       process.kill(svc.pid, 'SIGSTOP');
-      attach.child.kill('SIGINT');
+      attach.child.kill(signal);
       await attach.waitFor('stderr', /^poolwatch: interrupted: undoing the attach/m);
       process.kill(svc.pid, 'SIGCONT');
-      t.equal(await attach.exited, 130, attach.stderr());
+      t.equal(await attach.exited, code, attach.stderr());
       t.notMatch(attach.stderr(), /Error|failed/);
       t.notMatch(attach.stderr(), attachedLine, 'interrupted before the attach was complete');
       t.match(attach.stderr(), new RegExp(`^poolwatch: interrupted before the attach to pid ${svc.pid} was complete; nothing was watched by the attach; its inspector is closed$`, 'm'));
