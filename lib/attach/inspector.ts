@@ -204,8 +204,9 @@ export async function openInspector(pid: number, options: OpenOptions): Promise<
       `pid ${pid} could not open its inspector: port ${port} is taken by pid ${holder}; stop that, or start the target with --inspect-port=0 (any free port) or another port`,
     );
   }
-  // It handles SIGUSR1, yet nothing listens: an app listener replaces Node.js's handler (libuv's takes its place).
-  if (before !== undefined && !listened) {
+  // It handles SIGUSR1, yet nothing listens, and nothing else holds its port: an app listener
+  // replaces Node.js's handler (libuv's sigaction takes the place of Node.js's).
+  if (before !== undefined && !listened && (port === 0 || holder === null)) {
     throw new AttachError(
       'POOLWATCH_ATTACH_SIGUSR1_TAKEN',
       `pid ${pid} opened no inspector on SIGUSR1 though it handles that signal: most likely a listener of the app's own (process.on('SIGUSR1')) took it in place of Node.js's, and ran; ` +

@@ -523,6 +523,7 @@ t.test('Ctrl-C at any step of the attach ends it cleanly: nothing watched, the i
 });
 
 t.test("an app's own SIGUSR1 listener: the attach says so before the signal, and --no-signal sends none", async (t) => {
+  // Its inspector on any free port (0), as the other tests here.
   const svc = await service(t, process.execPath, fixture('service.cjs'), 0);
   t.equal((await svc.request('/sigusr1-listener')).body, 'listening');
 
@@ -550,6 +551,16 @@ t.test("an app's own SIGUSR1 listener: the attach says so before the signal, and
   t.same(JSON.parse((await svc.request('/debug/sigusr1')).body), { ran: 1 }, 'the listener ran once');
   t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null });
   t.equal((await svc.request('/query')).body, '1');
+});
+
+
+t.test("an app's own SIGUSR1 listener on a target told a port: the listener is named, not the port", async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.cjs'), await freePort());
+  t.equal((await svc.request('/sigusr1-listener')).body, 'listening');
+  const run = poolwatch(t, process.execPath, ['attach', String(svc.pid)]);
+  t.equal(await run.exited, 1);
+  t.match(run.stderr(), /^poolwatch: pid \d+ opened no inspector on SIGUSR1 though it handles that signal: most likely a listener of the app's own/m);
+  t.same(JSON.parse((await svc.request('/debug/sigusr1')).body), { ran: 1 });
 });
 
 t.test('a target with an inspector open already is attached with --no-signal, and its own SIGUSR1 listener is not run', async (t) => {
