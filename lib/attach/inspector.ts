@@ -3,7 +3,7 @@ import { get } from 'node:http';
 import { isIP } from 'node:net';
 import createDebug from 'debug';
 import { AttachError } from './attach-error.js';
-import { inspectorOptionsOf, isLoopbackAddress, listenerOf, reachableFromLoopback, socketsOf, statusOf, type TcpSocket } from './proc.js';
+import { inspectorOptionsOf, isLoopbackAddress, listenerOf, reachableFromLoopback, socketsOf, statusOf, threadNamesOf, type TcpSocket } from './proc.js';
 
 /**
  * Opens a running Node.js process's inspector the way `node inspect -p <pid>` does: SIGUSR1
@@ -131,9 +131,14 @@ export async function openInspector(pid: number, options: OpenOptions): Promise<
   const port = options.port ?? told?.port ?? 9229;
   const before = socketsOf(pid);
 
-  // Open already: the port the target was told is its own and answers as an inspector.
+  // Open already: the port the target was told is its own and answers as an inspector. A
+  // Node.js that names its threads has an InspectorIo thread while its inspector is open:
+  // without one, none of its sockets is probed (with port 0 each would be, the app's own
+  // servers included, each asked for /json/list).
+  const threads = threadNamesOf(pid);
+  const inspectorThread = threads?.includes('MainThread') === true ? threads.includes('InspectorIo') : undefined;
   if (before !== undefined) {
-    const open = listeningOn(before).filter((s) => s.port === port || port === 0);
+    const open = inspectorThread === false ? [] : listeningOn(before).filter((s) => s.port === port || port === 0);
     for (const socket of open) {
       const url = await probe(socket.port);
       if (url !== undefined) return { port: socket.port, webSocketUrl: url, exposedOn: undefined, hostChecked: false, openedNow: false, ownPort: true };

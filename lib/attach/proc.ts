@@ -42,6 +42,21 @@ export function statusOf(pid: number): ProcessStatus | undefined {
   };
 }
 
+/** The names of `pid`'s threads (Node.js names its own from version 22 or so: `MainThread`, `InspectorIo`, …). */
+export function threadNamesOf(pid: number): string[] | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    });
+  } catch {
+    return undefined;
+  }
+}
+
 function decodeAddress(hex: string): string {
   if (hex.length === 8) return [...Array(4).keys()].map((i) => parseInt(hex.slice(6 - 2 * i, 8 - 2 * i), 16)).join('.');
   // IPv6: four 32-bit words, each in the host's (little-endian) byte order.

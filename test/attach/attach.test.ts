@@ -592,3 +592,16 @@ t.test('a target started with --disable-sigusr1 and a SIGUSR1 listener of its ow
   // Such a process blocks SIGUSR1: one sent would stay pending.
   t.notOk(sigusr1PendingNow(svc.pid), 'no SIGUSR1 was sent');
 });
+
+t.test("attaching to a target on any free inspector port asks the app's own servers nothing (Node 24, which names its threads)", async (t) => {
+  const found = await getNode24();
+  if ('missing' in found) {
+    if (process.env.CI === 'true') throw new Error(`no Node 24 binary: ${found.missing}`);
+    t.plan(0, `no Node 24 binary: ${found.missing}`);
+    return;
+  }
+  const svc = await service(t, found.node, fixture('service.cjs'), 0);
+  const run = poolwatch(t, found.node, ['attach', String(svc.pid), '--for', '0.2']);
+  t.equal(await run.exited, 0, run.stderr());
+  t.same(JSON.parse((await svc.request('/debug/unknown')).body), [], 'no request reached the service but the test\'s');
+});
