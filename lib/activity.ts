@@ -1,6 +1,6 @@
 import { now } from './clock.js';
 import { shapeQuery, sqlOf, type Dialect } from './query-shape.js';
-import type { Shape } from './adapters/internals/probe.js';
+import type { PgClientInternals } from './adapters/internals/pg.js';
 
 /** What a held connection is doing: no query (`idle`), a query in flight, or nothing inside an open transaction. */
 export type Activity = 'idle' | 'query' | 'idle-in-transaction';
@@ -136,21 +136,11 @@ function wrapOwn(target: object, key: string, wrap: (original: Method) => Method
   }
 }
 
-/** What poolwatch reads of a pg `Client` to follow its activity. */
-export interface PgClientInternals {
-  readonly connection?: { on?: unknown };
-  readonly readyForQuery?: unknown;
-  query?: unknown;
-}
-
-export const pgClientShapes: readonly Shape<PgClientInternals>[] = [
-  { name: 'client.connection (its protocol connection, an EventEmitter)', serves: ['activity'], present: (c) => typeof c.connection?.on === 'function' },
-  { name: 'client.readyForQuery', serves: ['activity'], present: (c) => typeof c.readyForQuery === 'boolean' },
-];
-
 /**
  * A pg `Client`: every ReadyForQuery carries the transaction status ('I' idle, 'T' in a
  * transaction, 'E' in a failed one); `query()` is wrapped on this client to see each start.
+ * A new client is handed over from inside its first ReadyForQuery, before pg sets
+ * `readyForQuery`: not ready yet, as pg itself reads it (its queue waits for `true`).
  */
 export function followPg(client: unknown): ConnectionActivity | undefined {
   if (typeof client !== 'object' || client === null) return undefined;
@@ -158,7 +148,7 @@ export function followPg(client: unknown): ConnectionActivity | undefined {
   if (known !== undefined) return known;
   const c = client as PgClientInternals;
   const connection = c.connection as { on?: (event: string, listener: (message: { status?: unknown } | undefined) => void) => unknown } | undefined;
-  if (typeof connection?.on !== 'function' || typeof c.readyForQuery !== 'boolean') return undefined;
+  if (typeof connection?.on !== 'function' || (typeof c.readyForQuery !== 'boolean' && c.readyForQuery !== undefined)) return undefined;
   const record = new ConnectionActivity('postgres', () => c.readyForQuery === true);
   if (!wrapOwn(client, 'query', (original) =>
     function query(this: unknown) {

@@ -252,16 +252,34 @@ export class WatchedPool implements Tracker {
     this.host.schedule(at);
   }
 
-  probeConnection(shapes: readonly Shape<never>[], connection: unknown): void {
+  probeConnection(shapes: readonly Shape<never>[], connection: unknown, lackedBy?: (connection: unknown) => string): void {
     if (this.#connectionProbed) return;
     this.#connectionProbed = true;
     try {
+      // A shape the driver sets only once the connection is ready (a new pg client is handed
+      // over just before): judged once the handover's synchronous work is done.
+      if (shapes.some((shape) => shape.ready?.(connection as never) === false)) queueMicrotask(() => this.#probeConnection(shapes, connection, lackedBy));
+      else this.#probeConnection(shapes, connection, lackedBy);
+    } catch (error) {
+      this.host.emitter.surface(this, 'internal error probing a connection', error);
+    }
+  }
+
+  #probeConnection(shapes: readonly Shape<never>[], connection: unknown, lackedBy: ((connection: unknown) => string) | undefined): void {
+    try {
+      if (!this.#active) return;
       const m = this.capabilities;
       const can = { ...m.can } as Record<Capability, boolean>;
-      const lost = probeShapes(shapes, connection as never, can);
+      let lost = probeShapes(shapes, connection as never, can);
       if (lost.length === 0) return;
+      if (lackedBy !== undefined) {
+        const culprit = lackedBy(connection);
+        lost = lost.map((l) => ({ ...l, lackedBy: culprit }));
+      }
       this.capabilities = manifest(m.library, m.version, m.checked, can, [...m.degraded, ...lost]);
       this.following = can.activity;
+      // Leases followed before the lack showed (a connection judged once ready) show no activity either.
+      if (!can.activity) for (const lease of this.ledger) lease.follow = null;
       warnDegraded(this.name, this.capabilities, lost);
     } catch (error) {
       this.host.emitter.surface(this, 'internal error probing a connection', error);
