@@ -143,6 +143,8 @@ export class WatchedPool implements Tracker {
   #contextRefused = false;
   #lostSaid = false;
   #connectionProbed = false;
+  // Leases past their threshold kept out of reports because their connection LISTENs (see #listening).
+  readonly #listeningPast = new WeakSet<Lease>();
   // The resource poolwatch is destroying now: its own destroy is not the app's.
   #reclaimingNow: unknown = undefined;
   // A lease() handle's destroy now under way: the pool's own give-back it goes through ends the lease as a destroy.
@@ -248,7 +250,7 @@ export class WatchedPool implements Tracker {
       this.#takeBack(lease, at, null);
       return;
     }
-    if (lease.slow && lease.report === null) this.ledger.postpone(lease, at);
+    if ((lease.slow || this.#listeningPast.has(lease)) && lease.report === null) this.ledger.postpone(lease, at);
     this.host.schedule(at);
   }
 
@@ -532,7 +534,8 @@ export class WatchedPool implements Tracker {
     const stuckAfter = Math.max(stuckFloorMs, stuckFactor * usual);
     for (const lease of leases) {
       if (lease.scope !== undefined && waitingScopes.has(lease.scope)) nested++;
-      else if (lease.report !== null || (lease.activity !== 'query' && at - lease.acquiredMono > stuckAfter)) stuck++;
+      // A connection in a query, or held to listen, is not stuck however long it is held.
+      else if (lease.report !== null || (lease.activity !== 'query' && lease.activity !== 'listening' && at - lease.acquiredMono > stuckAfter)) stuck++;
     }
     if (nested * 2 >= n) return { verdict: 'self-deadlock' };
     if (stuck * 2 >= n) return { verdict: 'leak' };
@@ -683,8 +686,11 @@ export class WatchedPool implements Tracker {
   sweep(at: number): number {
     let { due, next } = this.ledger.sweep(at, this.thresholdMs, this.#siteLimit);
     for (const lease of due) {
+      const activity = lease.follow === null ? undefined : lease.activity;
       // A query in flight is work, not a leak: slow, and looked at again when it ends.
-      if (lease.follow !== null && lease.activity === 'query') next = Math.min(next, this.#slow(lease, at));
+      if (activity === 'query') next = Math.min(next, this.#slow(lease, at));
+      // Held by design while it listens; looked at again after its next query, or another threshold.
+      else if (activity === 'listening') next = Math.min(next, this.#listening(lease, at));
       else this.report(lease, 'threshold', at);
     }
     if (this.reclaimAfterMs !== Infinity && this.ledger.size !== 0) next = Math.min(next, this.#reclaim(at));
@@ -702,6 +708,23 @@ export class WatchedPool implements Tracker {
     }
     lease.follow!.waiter = lease;
     // Looked at again when the query ends (wake), or after another threshold.
+    const again = at + this.thresholdMs;
+    this.ledger.postpone(lease, again);
+    return again;
+  }
+
+  /**
+   * `lease` is past its threshold on a connection that LISTENs: a job queue's listener, held
+   * for the life of the process. Kept out of reports and check() while it listens; once a
+   * query ends (an UNLISTEN, a DISCARD ALL) it is looked at again, and idle by then it is a
+   * leak at once, as a slow lease whose query ends idle is. Returns when to look again.
+   */
+  #listening(lease: Lease, at: number): number {
+    if (!this.#listeningPast.has(lease)) {
+      this.#listeningPast.add(lease);
+      if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold listening for notifications: held by design, not leaked', this.name, lease.leaseId);
+    }
+    lease.follow!.waiter = lease;
     const again = at + this.thresholdMs;
     this.ledger.postpone(lease, again);
     return again;
@@ -726,7 +749,8 @@ export class WatchedPool implements Tracker {
     for (const lease of old) {
       const activity = lease.activity;
       if (activity === undefined || lease.follow === null) continue;
-      if (activity === 'query') lease.follow.waiter = lease;
+      // Never a query in flight, nor a connection held to listen: looked at again when its next query ends.
+      if (activity === 'query' || activity === 'listening') lease.follow.waiter = lease;
       else this.#takeBack(lease, at);
     }
     return next;
@@ -909,7 +933,7 @@ export class WatchedPool implements Tracker {
     let activity: Record<Activity, number> | undefined;
     // Read at stats() (a scrape), never counted on the acquire path.
     if (this.following) {
-      activity = { idle: 0, query: 0, 'idle-in-transaction': 0 };
+      activity = { idle: 0, query: 0, 'idle-in-transaction': 0, listening: 0 };
       for (const lease of this.ledger) {
         const doing = lease.activity;
         if (doing !== undefined) activity[doing]++;
