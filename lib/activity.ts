@@ -111,11 +111,12 @@ export class ConnectionActivity {
    * nothing (idle in a transaction outranks listening).
    */
   #listen(sql: string): void {
-    // Most statements start with another letter: no regex for them.
+    // Most statements start with other letters (UPDATE, DELETE, DO too): nothing more for them.
     let i = 0;
     while (i < sql.length && sql.charCodeAt(i) <= 32) i++;
     const c = sql.charCodeAt(i) | 0x20;
-    if (c !== 0x6c && c !== 0x75 && c !== 0x64) return;
+    const d = sql.charCodeAt(i + 1) | 0x20;
+    if (!((c === 0x6c && d === 0x69) || (c === 0x75 && d === 0x6e) || (c === 0x64 && d === 0x69))) return;
     for (const statement of sql.split(';')) {
       const m = listenStatement.exec(statement);
       if (m === null) continue;
