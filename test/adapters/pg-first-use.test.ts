@@ -15,6 +15,7 @@ import { createDetector, type Detector, type LeakReport } from '../../lib/index.
 import { fakeClock } from '../helpers/clock.js';
 import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { captureWarnings } from '../helpers/warnings.js';
+import { pgVersions } from '../helpers/versions.js';
 
 const degraded = (warnings: Error[]) => warnings.filter((w) => (w as Error & { code?: string }).code === 'POOLWATCH_DEGRADED').map((w) => w.message);
 
@@ -53,6 +54,7 @@ async function nothingLost(t: Test, detector: Detector, pool: string, warnings: 
 t.test('pg: every first use leaves activity followed, and a transaction held open is reported as one', async (t) => {
   const db: PostgresConfig = await startPostgres(t);
 
+  // Each pg version's own pool and client: pg 8.0 sets readyForQuery from its own listener, pg 8.23 from its handler.
   const orders: ReadonlyArray<readonly [string, (pool: pg.Pool) => Promise<unknown>]> = [
     ['pool.query() promise', (pool) => pool.query('SELECT 1')],
     ['pool.query() callback', (pool) => new Promise((resolve, reject) => pool.query('SELECT 1', (error, result) => (error ? reject(error) : resolve(result))))],
@@ -75,8 +77,8 @@ t.test('pg: every first use leaves activity followed, and a transaction held ope
     ],
   ];
 
-  for (const [name, first] of orders) {
-    t.test(`first use by ${name}`, async (t) => {
+  for (const { label, pg } of pgVersions()) for (const [name, first] of orders) {
+    t.test(`${label}: first use by ${name}`, async (t) => {
       const { detector, leaks, clock, warnings } = watching(t);
       const pool = new pg.Pool({ ...db, max: 3 });
       t.teardown(() => end(pool));
