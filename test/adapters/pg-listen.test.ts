@@ -155,6 +155,37 @@ t.test('pg: a connection that LISTENs', async (t) => {
     client.release();
   });
 
+  t.test('a pool run dry by busy holders beside a listener is saturated, not leaking', async (t) => {
+    const clock = fakeClock(t);
+    const pool = new pg.Pool({ ...db, max: 2, connectionTimeoutMillis: 3_000 });
+    t.teardown(() => end(pool));
+    const detector = createDetector({ leakThresholdMs: 60_000 });
+    detector.watch(pool, { name: 'pg' });
+    t.teardown(() => detector.close());
+    const locker = new pg.Client(db);
+    await locker.connect();
+    t.teardown(() => locker.end());
+    await locker.query('SELECT pg_advisory_lock(12)');
+    const listener = await pool.connect();
+    await listener.query('LISTEN jobs');
+    const worker = await pool.connect();
+    const working = worker.query('SELECT pg_advisory_lock(12)');
+    await clock.tickAsync(5_000);
+    const refused = pool.connect().then(
+      () => undefined,
+      (error: unknown) => error as Error & { poolwatch?: { verdict?: string } },
+    );
+    await clock.tickAsync(3_000);
+    const failure = await refused;
+    t.match(failure, { message: /timeout exceeded when trying to connect/ });
+    t.equal(failure?.poolwatch?.verdict, 'saturation', 'the listener held for long is not a stuck holder');
+    await locker.query('SELECT pg_advisory_unlock(12)');
+    await working;
+    await worker.query('SELECT pg_advisory_unlock(12)');
+    worker.release();
+    listener.release();
+  });
+
   t.test('reclaimAfterMs never takes back a listening connection', async (t) => {
     const { clock, pool, detector, leaks } = await watched(t, { reclaimAfterMs: 5_000 });
     const client = await pool.connect();
