@@ -245,10 +245,15 @@ export class WatchedPool implements Tracker {
   wake(lease: Lease): void {
     if (lease.state !== open || !this.#active) return;
     const at = now();
-    // Its handle is gone: nobody can give it back, and its query has ended.
-    if (lease.collected && this.reclaimAfterMs !== Infinity && lease.activity !== 'query') {
-      this.#takeBack(lease, at, null);
-      return;
+    // Its handle is gone: nobody can give it back, and its query has ended. One that still
+    // listens is left to the app, which may hold its client for that: looked at again after its next query.
+    if (lease.collected && this.reclaimAfterMs !== Infinity) {
+      const activity = lease.activity;
+      if (activity === 'listening') lease.follow!.waiter = lease;
+      else if (activity !== 'query') {
+        this.#takeBack(lease, at, null);
+        return;
+      }
     }
     if ((lease.slow || this.#listeningPast.has(lease)) && lease.report === null) this.ledger.postpone(lease, at);
     this.host.schedule(at);
@@ -837,7 +842,9 @@ export class WatchedPool implements Tracker {
       lease.collected = true;
       if (lease.report === null) this.report(lease, 'collected', at);
       if (this.reclaimAfterMs === Infinity) return;
-      if (lease.activity === 'query') lease.follow!.waiter = lease;
+      // A query in flight, or a connection held to listen (whose client the app may still hold): once its next query ends.
+      const activity = lease.activity;
+      if (activity === 'query' || activity === 'listening') lease.follow!.waiter = lease;
       else this.#takeBack(lease, at, null);
     } catch (error) {
       this.host.emitter.surface(this, 'internal error reporting a collected lease() handle', error);

@@ -6,10 +6,23 @@
  * server's own pg_listening_channels() is the oracle for what the connection listens to.
  */
 import t, { type Test } from 'tap';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pg from 'pg';
-import { createDetector, type Detector, type LeakReport, type LeaseInfo } from '../../lib/index.js';
+import { createDetector, lease, type Detector, type LeakReport, type LeaseInfo } from '../../lib/index.js';
 import { fakeClock } from '../helpers/clock.js';
 import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
+
+// The collector, for a lease() handle dropped while its connection listens.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+async function collect(done: () => boolean): Promise<void> {
+  for (let round = 0; round < 50 && !done(); round++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 /** pg.Pool's `end()` resolves before its clients have closed; the server must not stop under them. */
 async function end(pool: pg.Pool): Promise<void> {
@@ -184,6 +197,29 @@ t.test('pg: a connection that LISTENs', async (t) => {
     await worker.query('SELECT pg_advisory_unlock(12)');
     worker.release();
     listener.release();
+  });
+
+  t.test("a lease() handle dropped while its connection listens is reported, and with reclaimAfterMs taken back only once it stops", async (t) => {
+    const pool = new pg.Pool({ ...db, max: 1 });
+    t.teardown(() => end(pool));
+    const detector = createDetector({ leakThresholdMs: 3_600_000, reclaimAfterMs: 3_600_000 });
+    detector.watch(pool, { name: 'pg' });
+    t.teardown(() => detector.close());
+    const leaks: LeakReport[] = [];
+    detector.on('leak', (report) => leaks.push(report));
+    // The app keeps the client (its notification listener would), not the handle.
+    const client = await (async () => {
+      const handle = await lease(pool);
+      await handle.connection.query('LISTEN jobs');
+      return handle.connection;
+    })();
+    await collect(() => leaks.length > 0);
+    t.match(leaks, [{ kind: 'collected', activity: 'listening' }]);
+    t.match(detector.stats().pg, { open: 1, destroyed: 0 }, 'not taken back while it listens');
+    t.same(await listening(client), ['jobs'], 'its session is untouched');
+    await client.query('UNLISTEN *');
+    await new Promise((resolve) => setImmediate(resolve));
+    t.match(detector.stats().pg, { open: 0, destroyed: 1 }, 'taken back once it stopped listening');
   });
 
   t.test('reclaimAfterMs never takes back a listening connection', async (t) => {
