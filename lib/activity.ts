@@ -1,9 +1,13 @@
 import { now } from './clock.js';
 import { shapeQuery, sqlOf, type Dialect } from './query-shape.js';
-import type { Shape } from './adapters/internals/probe.js';
+import type { PgClientInternals } from './adapters/internals/pg.js';
 
-/** What a held connection is doing: no query (`idle`), a query in flight, or nothing inside an open transaction. */
-export type Activity = 'idle' | 'query' | 'idle-in-transaction';
+/**
+ * What a held connection is doing: no query (`idle`), a query in flight, nothing inside an
+ * open transaction, or (PostgreSQL) waiting for notifications on channels it LISTENs to:
+ * held by design, as a job queue's listener is, not idle.
+ */
+export type Activity = 'idle' | 'query' | 'idle-in-transaction' | 'listening';
 
 /** Told when a connection it waits on has no query in flight any more. */
 export interface IdleWaiter {
@@ -14,6 +18,9 @@ export interface IdleWaiter {
 // protocol does, in status flags the drivers keep to themselves).
 const opens = /^\s*(?:BEGIN\b|START\s+TRANSACTION\b|XA\s+START\b)/i;
 const closes = /^\s*(?:COMMIT\b|ROLLBACK\b(?!\s+(?:WORK\s+)?TO\b)|XA\s+ROLLBACK\b|XA\s+COMMIT\b)/i;
+// PostgreSQL's statements that change what a session listens to: LISTEN and UNLISTEN a
+// channel (a name, quoted exact or folded to lower case) or UNLISTEN *, and DISCARD ALL.
+const listenStatement = /^\s*(?:(UNLISTEN|LISTEN)\s+(?:"((?:[^"]|"")+)"|(\*)|([^\s;"]+))|(DISCARD)\s+ALL\b)/i;
 
 /**
  * What one connection is doing, kept by hooks set on it once (not per lease, not per
@@ -26,6 +33,8 @@ export class ConnectionActivity {
   /** Monotonic ms when the current activity began; 0 until the first query (a lease counts from its handover). */
   sinceMono = 0;
   sql: string | undefined = undefined;
+  /** The channels a PostgreSQL session LISTENs to; null while none (most never do). */
+  channels: Set<string> | null = null;
   /** A lease past its threshold in a query, to be looked at again once the query ends. */
   waiter: IdleWaiter | null = null;
   // Bound once per connection, when a driver first needs them (a one-shot query's record never does).
@@ -68,6 +77,7 @@ export class ConnectionActivity {
     if (sql !== undefined) {
       this.sql = sql;
       if (this.dialect === 'mysql') this.#transaction(sql);
+      else this.#listen(sql);
     }
     if (this.busy++ === 0) this.sinceMono = now();
   }
@@ -94,6 +104,35 @@ export class ConnectionActivity {
     else if (closes.test(sql)) this.inTransaction = false;
   }
 
+  /**
+   * LISTEN, UNLISTEN and DISCARD ALL, at the start of a statement (graphile-worker sends
+   * `LISTEN "a"; LISTEN "b";` as one). Taken as sent: a LISTEN inside a transaction that is
+   * rolled back is still counted, which at worst keeps an open transaction's lease out of
+   * nothing (idle in a transaction outranks listening).
+   */
+  #listen(sql: string): void {
+    // Most statements start with other letters (UPDATE, DELETE, DO too): nothing more for them.
+    let i = 0;
+    while (i < sql.length && sql.charCodeAt(i) <= 32) i++;
+    const c = sql.charCodeAt(i) | 0x20;
+    const d = sql.charCodeAt(i + 1) | 0x20;
+    if (!((c === 0x6c && d === 0x69) || (c === 0x75 && d === 0x6e) || (c === 0x64 && d === 0x69))) return;
+    for (const statement of sql.split(';')) {
+      const m = listenStatement.exec(statement);
+      if (m === null) continue;
+      if (m[5] !== undefined || m[3] !== undefined) {
+        this.channels = null;
+        continue;
+      }
+      const channel = m[2] !== undefined ? m[2].replace(/""/g, '"') : m[4]!.toLowerCase();
+      if (m[1]!.length === 6) (this.channels ??= new Set()).add(channel);
+      else if (this.channels !== null) {
+        this.channels.delete(channel);
+        if (this.channels.size === 0) this.channels = null;
+      }
+    }
+  }
+
   get state(): Activity {
     if (this.busy > 0) {
       let idle = false;
@@ -111,7 +150,7 @@ export class ConnectionActivity {
     } catch {
       // As the statements say.
     }
-    return inTransaction ? 'idle-in-transaction' : 'idle';
+    return inTransaction ? 'idle-in-transaction' : this.channels !== null ? 'listening' : 'idle';
   }
 
   get lastQuery(): string | undefined {
@@ -136,21 +175,11 @@ function wrapOwn(target: object, key: string, wrap: (original: Method) => Method
   }
 }
 
-/** What poolwatch reads of a pg `Client` to follow its activity. */
-export interface PgClientInternals {
-  readonly connection?: { on?: unknown };
-  readonly readyForQuery?: unknown;
-  query?: unknown;
-}
-
-export const pgClientShapes: readonly Shape<PgClientInternals>[] = [
-  { name: 'client.connection (its protocol connection, an EventEmitter)', serves: ['activity'], present: (c) => typeof c.connection?.on === 'function' },
-  { name: 'client.readyForQuery', serves: ['activity'], present: (c) => typeof c.readyForQuery === 'boolean' },
-];
-
 /**
  * A pg `Client`: every ReadyForQuery carries the transaction status ('I' idle, 'T' in a
  * transaction, 'E' in a failed one); `query()` is wrapped on this client to see each start.
+ * A new client is handed over from inside its first ReadyForQuery, before pg sets
+ * `readyForQuery`: not ready yet, as pg itself reads it (its queue waits for `true`).
  */
 export function followPg(client: unknown): ConnectionActivity | undefined {
   if (typeof client !== 'object' || client === null) return undefined;
@@ -158,7 +187,7 @@ export function followPg(client: unknown): ConnectionActivity | undefined {
   if (known !== undefined) return known;
   const c = client as PgClientInternals;
   const connection = c.connection as { on?: (event: string, listener: (message: { status?: unknown } | undefined) => void) => unknown } | undefined;
-  if (typeof connection?.on !== 'function' || typeof c.readyForQuery !== 'boolean') return undefined;
+  if (typeof connection?.on !== 'function' || (typeof c.readyForQuery !== 'boolean' && c.readyForQuery !== undefined)) return undefined;
   const record = new ConnectionActivity('postgres', () => c.readyForQuery === true);
   if (!wrapOwn(client, 'query', (original) =>
     function query(this: unknown) {

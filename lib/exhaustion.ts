@@ -106,7 +106,7 @@ export function groupHolders(leases: readonly LeaseInfo[]): HolderGroup[] {
     .map((g) => Object.freeze({ ...g, contexts: Object.freeze(g.contexts), activity: Object.freeze(g.activity) }));
 }
 
-const activityWords: Record<Activity, string> = { idle: 'idle', query: 'in a query', 'idle-in-transaction': 'idle in a transaction' };
+const activityWords: Record<Activity, string> = { idle: 'idle', query: 'in a query', 'idle-in-transaction': 'idle in a transaction', listening: 'listening (LISTEN)' };
 
 /** What a group's connections are doing, as a holders line ends: `; idle in a transaction, last query: …`, or nothing. */
 export function describeGroupActivity(g: HolderGroup): string {

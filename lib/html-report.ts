@@ -64,7 +64,7 @@ const utcTime = (at: number) => (finite(at) ? `${new Date(at).toISOString().slic
 const utcDateTime = (at: number) => (finite(at) ? new Date(at).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : 'an unknown time');
 const capacityOf = (capacity: number | undefined) => (finite(capacity) ? capacity : undefined);
 
-const activityWords: Record<Activity, string> = { idle: 'idle', query: 'in a query', 'idle-in-transaction': 'idle in a transaction' };
+const activityWords: Record<Activity, string> = { idle: 'idle', query: 'in a query', 'idle-in-transaction': 'idle in a transaction', listening: 'listening (LISTEN)' };
 const markWords: Record<MarkKind, string> = { leak: 'leak', timeout: 'timeout', reclaimed: 'reclaimed', slow: 'slow' };
 
 function describeActivity(g: HolderGroup): string {

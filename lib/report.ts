@@ -36,7 +36,8 @@ export function formatLabels(labels: Labels): string {
 export function describeActivity(activity: Activity | undefined, sinceMs: number | undefined, lastQuery: string | undefined): string | undefined {
   if (activity === undefined) return undefined;
   const since = sinceMs === undefined ? '' : ` for ${formatDuration(sinceMs)}`;
-  const what = activity === 'query' ? `running a query${since}` : activity === 'idle' ? `idle${since}` : `idle in an open transaction${since}`;
+  const what =
+    activity === 'query' ? `running a query${since}` : activity === 'idle' ? `idle${since}` : activity === 'listening' ? `listening for notifications${since}` : `idle in an open transaction${since}`;
   return lastQuery === undefined ? what : `${what}; last query: ${lastQuery}`;
 }
 

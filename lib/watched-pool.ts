@@ -144,6 +144,8 @@ export class WatchedPool implements Tracker {
   #contextRefused = false;
   #lostSaid = false;
   #connectionProbed = false;
+  // Leases past their threshold kept out of reports because their connection LISTENs (see #listening).
+  readonly #listeningPast = new WeakSet<Lease>();
   // The resource poolwatch is destroying now: its own destroy is not the app's.
   #reclaimingNow: unknown = undefined;
   // A lease() handle's destroy now under way: the pool's own give-back it goes through ends the lease as a destroy.
@@ -244,25 +246,48 @@ export class WatchedPool implements Tracker {
   wake(lease: Lease): void {
     if (lease.state !== open || !this.#active) return;
     const at = now();
-    // Its handle is gone: nobody can give it back, and its query has ended.
-    if (lease.collected && this.reclaimAfterMs !== Infinity && lease.activity !== 'query') {
-      this.#takeBack(lease, at, null);
-      return;
+    // Its handle is gone: nobody can give it back, and its query has ended. One that still
+    // listens is left to the app, which may hold its client for that: looked at again after its next query.
+    if (lease.collected && this.reclaimAfterMs !== Infinity) {
+      const activity = lease.activity;
+      if (activity === 'listening') lease.follow!.waiter = lease;
+      else if (activity !== 'query') {
+        this.#takeBack(lease, at, null);
+        return;
+      }
     }
-    if (lease.slow && lease.report === null) this.ledger.postpone(lease, at);
+    if ((lease.slow || this.#listeningPast.has(lease)) && lease.report === null) this.ledger.postpone(lease, at);
     this.host.schedule(at);
   }
 
-  probeConnection(shapes: readonly Shape<never>[], connection: unknown): void {
+  probeConnection(shapes: readonly Shape<never>[], connection: unknown, lackedBy?: (connection: unknown) => string): void {
     if (this.#connectionProbed) return;
     this.#connectionProbed = true;
     try {
+      // A shape the driver sets only once the connection is ready (a new pg client is handed
+      // over just before): judged once the handover's synchronous work is done.
+      if (shapes.some((shape) => shape.ready?.(connection as never) === false)) queueMicrotask(() => this.#probeConnection(shapes, connection, lackedBy));
+      else this.#probeConnection(shapes, connection, lackedBy);
+    } catch (error) {
+      this.host.emitter.surface(this, 'internal error probing a connection', error);
+    }
+  }
+
+  #probeConnection(shapes: readonly Shape<never>[], connection: unknown, lackedBy: ((connection: unknown) => string) | undefined): void {
+    try {
+      if (!this.#active) return;
       const m = this.capabilities;
       const can = { ...m.can } as Record<Capability, boolean>;
-      const lost = probeShapes(shapes, connection as never, can);
+      let lost = probeShapes(shapes, connection as never, can);
       if (lost.length === 0) return;
+      if (lackedBy !== undefined) {
+        const culprit = lackedBy(connection);
+        lost = lost.map((l) => ({ ...l, lackedBy: culprit }));
+      }
       this.capabilities = manifest(m.library, m.version, m.checked, can, [...m.degraded, ...lost]);
       this.following = can.activity;
+      // Leases followed before the lack showed (a connection judged once ready) show no activity either.
+      if (!can.activity) for (const lease of this.ledger) lease.follow = null;
       warnDegraded(this.name, this.capabilities, lost);
     } catch (error) {
       this.host.emitter.surface(this, 'internal error probing a connection', error);
@@ -515,7 +540,8 @@ export class WatchedPool implements Tracker {
     const stuckAfter = Math.max(stuckFloorMs, stuckFactor * usual);
     for (const lease of leases) {
       if (lease.scope !== undefined && waitingScopes.has(lease.scope)) nested++;
-      else if (lease.report !== null || (lease.activity !== 'query' && at - lease.acquiredMono > stuckAfter)) stuck++;
+      // A connection in a query, or held to listen, is not stuck however long it is held.
+      else if (lease.report !== null || (lease.activity !== 'query' && lease.activity !== 'listening' && at - lease.acquiredMono > stuckAfter)) stuck++;
     }
     if (nested * 2 >= n) return { verdict: 'self-deadlock' };
     if (stuck * 2 >= n) return { verdict: 'leak' };
@@ -666,8 +692,11 @@ export class WatchedPool implements Tracker {
   sweep(at: number): number {
     let { due, next } = this.ledger.sweep(at, this.thresholdMs, this.#siteLimit);
     for (const lease of due) {
+      const activity = lease.follow === null ? undefined : lease.activity;
       // A query in flight is work, not a leak: slow, and looked at again when it ends.
-      if (lease.follow !== null && lease.activity === 'query') next = Math.min(next, this.#slow(lease, at));
+      if (activity === 'query') next = Math.min(next, this.#slow(lease, at));
+      // Held by design while it listens; looked at again after its next query, or another threshold.
+      else if (activity === 'listening') next = Math.min(next, this.#listening(lease, at));
       else this.report(lease, 'threshold', at);
     }
     if (this.reclaimAfterMs !== Infinity && this.ledger.size !== 0) next = Math.min(next, this.#reclaim(at));
@@ -685,6 +714,23 @@ export class WatchedPool implements Tracker {
     }
     lease.follow!.waiter = lease;
     // Looked at again when the query ends (wake), or after another threshold.
+    const again = at + this.thresholdMs;
+    this.ledger.postpone(lease, again);
+    return again;
+  }
+
+  /**
+   * `lease` is past its threshold on a connection that LISTENs: a job queue's listener, held
+   * for the life of the process. Kept out of reports and check() while it listens; once a
+   * query ends (an UNLISTEN, a DISCARD ALL) it is looked at again, and idle by then it is a
+   * leak at once, as a slow lease whose query ends idle is. Returns when to look again.
+   */
+  #listening(lease: Lease, at: number): number {
+    if (!this.#listeningPast.has(lease)) {
+      this.#listeningPast.add(lease);
+      if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold listening for notifications: held by design, not leaked', this.name, lease.leaseId);
+    }
+    lease.follow!.waiter = lease;
     const again = at + this.thresholdMs;
     this.ledger.postpone(lease, again);
     return again;
@@ -709,7 +755,8 @@ export class WatchedPool implements Tracker {
     for (const lease of old) {
       const activity = lease.activity;
       if (activity === undefined || lease.follow === null) continue;
-      if (activity === 'query') lease.follow.waiter = lease;
+      // Never a query in flight, nor a connection held to listen: looked at again when its next query ends.
+      if (activity === 'query' || activity === 'listening') lease.follow.waiter = lease;
       else this.#takeBack(lease, at);
     }
     return next;
@@ -796,7 +843,9 @@ export class WatchedPool implements Tracker {
       lease.collected = true;
       if (lease.report === null) this.report(lease, 'collected', at);
       if (this.reclaimAfterMs === Infinity) return;
-      if (lease.activity === 'query') lease.follow!.waiter = lease;
+      // A query in flight, or a connection held to listen (whose client the app may still hold): once its next query ends.
+      const activity = lease.activity;
+      if (activity === 'query' || activity === 'listening') lease.follow!.waiter = lease;
       else this.#takeBack(lease, at, null);
     } catch (error) {
       this.host.emitter.surface(this, 'internal error reporting a collected lease() handle', error);
@@ -892,7 +941,7 @@ export class WatchedPool implements Tracker {
     let activity: Record<Activity, number> | undefined;
     // Read at stats() (a scrape), never counted on the acquire path.
     if (this.following) {
-      activity = { idle: 0, query: 0, 'idle-in-transaction': 0 };
+      activity = { idle: 0, query: 0, 'idle-in-transaction': 0, listening: 0 };
       for (const lease of this.ledger) {
         const doing = lease.activity;
         if (doing !== undefined) activity[doing]++;

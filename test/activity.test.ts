@@ -57,3 +57,43 @@ t.test('reclaimAfterMs on a pool whose connections poolwatch cannot see is off, 
   t.match(warnings, [{ code: 'POOLWATCH_RECLAIM_UNSUPPORTED', message: /reclaimAfterMs is off for pool "blind"/ }]);
   t.match(detector.stats().blind!.capabilities.can, { activity: false, reclaim: false });
 });
+
+t.test('follows what a PostgreSQL session LISTENs to, from the statements as sent', async (t) => {
+  const activity = new ConnectionActivity('postgres');
+  const run = (sql: string) => {
+    activity.started(sql);
+    activity.ended(false);
+    return activity.state;
+  };
+  t.equal(run('SELECT 1'), 'idle');
+  t.equal(run('LISTEN "jobs:insert"; LISTEN "worker:migrate";'), 'listening', "graphile-worker's two channels in one query");
+  t.same([...activity.channels!].sort(), ['jobs:insert', 'worker:migrate']);
+  t.equal(run('UNLISTEN "jobs:insert"'), 'listening', 'one channel left');
+  t.equal(run('UNLISTEN "worker:migrate";'), 'idle', 'none left');
+  t.equal(run('  listen Jobs'), 'listening');
+  t.equal(run('UNLISTEN "Jobs"'), 'listening', 'a quoted name is exact: "Jobs" is not jobs');
+  t.equal(run('unlisten JOBS'), 'idle', 'an unquoted name folds to lower case');
+  t.equal(run('LISTEN "a ""quoted"" name"'), 'listening');
+  t.same([...activity.channels!], ['a "quoted" name']);
+  t.equal(run('UNLISTEN *'), 'idle');
+  run('LISTEN a');
+  t.equal(run('discard all'), 'idle', 'DISCARD ALL ends every LISTEN');
+  run('LISTEN a');
+  t.equal(run('UPDATE listen SET x = 1; UNLISTEN *'), 'listening', 'only a statement that starts the text is read');
+  t.equal(run('DELETE FROM unlisten'), 'listening');
+  activity.started('SELECT pg_sleep(1)');
+  t.equal(activity.state, 'query', 'a query in flight outranks listening');
+  activity.ended(true);
+  t.equal(activity.state, 'idle-in-transaction', 'so does an open transaction');
+  activity.started('COMMIT');
+  activity.ended(false);
+  t.equal(activity.state, 'listening');
+});
+
+t.test('a MySQL connection has no LISTEN: the word is just a statement', async (t) => {
+  const activity = new ConnectionActivity('mysql');
+  activity.started('LISTEN a');
+  activity.ended();
+  t.equal(activity.state, 'idle');
+  t.equal(activity.channels, null);
+});

@@ -225,7 +225,7 @@ async function realExport(t: Test): Promise<Exported> {
     t.ok(exported.labels.has(name), `the scenario produced ${name}`);
   }
   t.same([...(exported.values.get('db_client_connection_state') ?? [])].sort(), ['idle', 'used']);
-  t.same([...(exported.values.get('poolwatch_activity') ?? [])].sort(), ['idle', 'idle-in-transaction', 'query']);
+  t.same([...(exported.values.get('poolwatch_activity') ?? [])].sort(), ['idle', 'idle-in-transaction', 'listening', 'query']);
   return exported;
 }
 

@@ -2,9 +2,9 @@ import { AsyncResource } from 'node:async_hooks';
 import type { Lease } from '../lease.js';
 import type { Trace } from '../stack.js';
 import { acquireWrapper, callAcquire, followPromise, Handoff, patchMethod } from './patch.js';
-import { pgInternals, timeoutMessage, type PgPoolInternals } from './internals/pg.js';
+import { pgClientName, pgClientShapes, pgInternals, timeoutMessage, type PgPoolInternals } from './internals/pg.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
-import { followPg, pgClientShapes } from '../activity.js';
+import { followPg } from '../activity.js';
 
 /** A checked-out client as pg-pool hands it over: `release` is assigned afresh at each checkout. */
 interface PgClient {
@@ -81,7 +81,7 @@ export const pg: BuiltinAdapter = {
     const handover = (lease: Lease, client: PgClient): PgClient['release'] => {
       tracker.handover(lease, client);
       if (tracker.following) {
-        tracker.probeConnection(pgClientShapes as never, client);
+        tracker.probeConnection(pgClientShapes as never, client, pgClientName);
         lease.follow = followPg(client) ?? null;
       }
       const original = client.release;

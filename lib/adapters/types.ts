@@ -41,8 +41,12 @@ export interface Tracker {
    * the pool's trouble is said once.
    */
   lost(lease: Lease, error: unknown): void;
-  /** Checks the shapes a library's connections must have, on the first one handed over; a missing one degrades the pool. */
-  probeConnection(shapes: readonly Shape<never>[], connection: unknown): void;
+  /**
+   * Checks the shapes a library's connections must have, on the first one handed over; a
+   * missing one degrades the pool. `lackedBy` names the connection's class for the warning,
+   * when the pool was given it (pg's `Client` option) rather than made it itself.
+   */
+  probeConnection(shapes: readonly Shape<never>[], connection: unknown, lackedBy?: (connection: unknown) => string): void;
   /** Whether to follow what each connection is doing (the `activity` capability): set `lease.follow` at the handover. */
   readonly following: boolean;
   /** Whether `reclaimAfterMs` is on for this pool: give-back wrappers must then ask {@link Tracker.absorb} first. */

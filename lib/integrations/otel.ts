@@ -94,7 +94,7 @@ export function registerOtelMetrics(detector: Detector, options: OtelMetricsOpti
     unit: '{connection}',
   });
   const activity = meter.createObservableUpDownCounter('poolwatch.connection.activity', {
-    description: 'Open leases by what their connection is doing (idle, query, idle-in-transaction), for pools whose driver shows it.',
+    description: 'Open leases by what their connection is doing (idle, query, idle-in-transaction, listening), for pools whose driver shows it.',
     unit: '{connection}',
   });
   const oldest = meter.createObservableGauge('poolwatch.lease.oldest_age', {

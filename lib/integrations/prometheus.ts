@@ -116,7 +116,7 @@ class RegistryMetrics {
     // (a connection idle in a transaction, a lease far past its usual hold) before it is reported.
     const activity = new Gauge({
       name: 'poolwatch_connections_by_activity',
-      help: 'Open leases by what their connection is doing (idle, query, idle-in-transaction), for pools whose driver shows it.',
+      help: 'Open leases by what their connection is doing (idle, query, idle-in-transaction, listening), for pools whose driver shows it.',
       labelNames: [poolLabel, activityLabel],
       registers,
       collect: () => {
@@ -207,7 +207,7 @@ const byRegistry = new WeakMap<Registry, RegistryMetrics>();
  * - `db_client_connection_pending_requests` (gauge);
  * - `db_client_connection_timeouts_total` (counter): acquires the pool gave up on;
  * - `db_client_connection_wait_time_seconds` and `db_client_connection_use_time_seconds` (histograms);
- * - `poolwatch_connections_by_activity` (gauge) by `poolwatch_activity` (`idle`, `query`, `idle-in-transaction`), where the driver shows it;
+ * - `poolwatch_connections_by_activity` (gauge) by `poolwatch_activity` (`idle`, `query`, `idle-in-transaction`, `listening`), where the driver shows it;
  * - `poolwatch_oldest_lease_seconds` (gauge) and `poolwatch_acquire_failures_total` (counter);
  * - `poolwatch_leaks_total` (counter) by `poolwatch_leak_kind`.
  * Gauges and timeouts are read from `detector.stats()` at scrape time; histograms and

@@ -390,7 +390,7 @@ export function compliance<Pool extends object, Conn>(t: Test, h: Harness<Pool, 
     t.match(detector.leases()[0], { activity: 'idle', lastQuery: 'SELECT ? AS v, ? AS w, ? AS n' });
     await a.query(conn, a.begin);
     t.equal(detector.leases()[0]!.activity, 'idle-in-transaction');
-    t.same(detector.stats()[h.defaultName]!.activity, { idle: 0, query: 0, 'idle-in-transaction': 1 }, 'stats() counts open leases by activity, for the metrics');
+    t.same(detector.stats()[h.defaultName]!.activity, { idle: 0, query: 0, 'idle-in-transaction': 1, listening: 0 }, 'stats() counts open leases by activity, for the metrics');
     await a.query(conn, a.rollback);
     t.equal(detector.leases()[0]!.activity, 'idle');
     const shown = JSON.stringify([detector.snapshot(), detector.leases()]);

@@ -36,7 +36,7 @@ export const mysql2Internals: Internals<Mysql2PoolInternals> = {
 export const mysql2PromiseInternals: Internals<{ readonly pool: Mysql2PoolInternals }> = {
   ...mysql2Internals,
   related: (p) => [p.pool],
-  shapes: mysql2Internals.shapes.map((shape) => ({ ...shape, present: (p: { readonly pool: Mysql2PoolInternals }) => shape.present(p.pool) })),
+  shapes: mysql2Internals.shapes.map(({ name, serves, present }) => ({ name, serves, present: (p: { readonly pool: Mysql2PoolInternals }) => present(p.pool) })),
 };
 
 /** Checked on the first connection handed over: a pool's connections exist only then. */

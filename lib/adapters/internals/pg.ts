@@ -1,4 +1,4 @@
-import type { Internals } from './probe.js';
+import { installedVersion, nameClass, type Internals, type Shape } from './probe.js';
 
 /**
  * What poolwatch reads of a pg-pool 3 pool (`pg.Pool` in pg 8) beyond its documented API:
@@ -23,3 +23,28 @@ export const pgInternals: Internals<PgPoolInternals> = {
 
 /** The message pg-pool rejects `connect()` with when `connectionTimeoutMillis` runs out. */
 export const timeoutMessage = 'timeout exceeded when trying to connect';
+
+/** What poolwatch reads of a pg `Client` (checked against pg >=8.0.3 <9) to follow its activity. */
+export interface PgClientInternals {
+  readonly connection?: { on?: unknown };
+  readonly readyForQuery?: unknown;
+  readonly native?: unknown;
+  query?: unknown;
+}
+
+/** Checked on the first client handed over: the pool's `Client` option may be another class than pg's. */
+export const pgClientShapes: readonly Shape<PgClientInternals>[] = [
+  { name: 'client.connection (its protocol connection, an EventEmitter)', serves: ['activity'], present: (c) => typeof c.connection?.on === 'function' },
+  // pg sets it at the client's first ReadyForQuery, just after pg-pool hands a new client over.
+  { name: 'client.readyForQuery', serves: ['activity'], present: (c) => typeof c.readyForQuery === 'boolean', ready: (c) => c.readyForQuery !== undefined },
+];
+
+/** Names the class of the clients a pg pool makes, for a warning that they lack a shape. */
+export function pgClientName(client: unknown): string {
+  const native = (client as PgClientInternals | null)?.native;
+  if (typeof native === 'object' && native !== null) {
+    const version = installedVersion('pg-native');
+    return `pg's native Client (pg-native${version === undefined ? '' : ` ${version}`})`;
+  }
+  return nameClass(client, 'pg', 'Client');
+}

@@ -26,6 +26,12 @@ export interface Shape<P = never> {
   readonly serves: readonly Capability[];
   /** Whether `pool` has it now. Checked once, at `watch()` (or at the first connection, for a connection's shape). */
   readonly present: (pool: P) => boolean;
+  /**
+   * For a connection's shape the driver sets only once the connection is ready (pg's
+   * `readyForQuery`, which a new client gets just after the pool hands it over): whether it
+   * can show it yet. Until then it is judged a moment later, never on an earlier snapshot.
+   */
+  readonly ready?: (target: P) => boolean;
 }
 
 /**
@@ -49,6 +55,11 @@ export interface Internals<P = never> {
 export interface Lost {
   readonly capability: Capability;
   readonly shape: string;
+  /**
+   * What lacks the shape, when it is not the pool's library itself: the connection class the
+   * pool was given (e.g. `the Client class FakeClient`, `pg's native Client (pg-native)`).
+   */
+  readonly lackedBy?: string;
 }
 
 /** What poolwatch can see of one watched pool: in `stats()` as `capabilities`. */
@@ -97,28 +108,15 @@ function exportsOneOf(exported: unknown, classes: Set<unknown>): boolean {
  * that, the copy resolved from the current directory. Each package.json is read once.
  */
 export function installedVersion(library: string, pool?: unknown, ...related: unknown[]): string | undefined {
-  const marker = `${sep}node_modules${sep}${library.split('/').join(sep)}${sep}`;
+  const marker = markerOf(library);
   const require = createRequire(join(process.cwd(), 'noop.js'));
-  const byRoot = new Map<string, string[]>();
-  for (const file of Object.keys(require.cache)) {
-    const at = file.lastIndexOf(marker);
-    if (at === -1) continue;
-    const root = file.slice(0, at + marker.length - 1);
-    const files = byRoot.get(root);
-    if (files === undefined) byRoot.set(root, [file]);
-    else files.push(file);
-  }
+  const byRoot = loadedCopies(require, marker);
   let root: string | undefined;
   if (byRoot.size === 1) root = byRoot.keys().next().value;
   else if (byRoot.size > 1) {
     const classes = new Set<unknown>();
     for (const value of [pool, ...related]) constructorsOf(value, classes);
-    for (const [candidate, files] of byRoot) {
-      if (files.some((file) => exportsOneOf(require.cache[file]?.exports, classes))) {
-        root = candidate;
-        break;
-      }
-    }
+    root = copyExporting(require, byRoot, classes);
   }
   // None loaded yet, or two and neither exports the pool's class (mariadb 3.5's bundle
   // exports none): the app's own copy, as resolved from the current directory.
@@ -133,7 +131,60 @@ export function installedVersion(library: string, pool?: unknown, ...related: un
       return undefined;
     }
   }
-  if (root === undefined) return undefined;
+  return root === undefined ? undefined : versionAt(root);
+}
+
+function markerOf(library: string): string {
+  return `${sep}node_modules${sep}${library.split('/').join(sep)}${sep}`;
+}
+
+// The loaded files of `library` (as `marker` names its folder), by the copy they belong to.
+function loadedCopies(require: NodeJS.Require, marker: string): Map<string, string[]> {
+  const byRoot = new Map<string, string[]>();
+  for (const file of Object.keys(require.cache)) {
+    const at = file.lastIndexOf(marker);
+    if (at === -1) continue;
+    const root = file.slice(0, at + marker.length - 1);
+    const files = byRoot.get(root);
+    if (files === undefined) byRoot.set(root, [file]);
+    else files.push(file);
+  }
+  return byRoot;
+}
+
+// The copy one of whose loaded modules exports one of `classes`.
+function copyExporting(require: NodeJS.Require, byRoot: Map<string, string[]>, classes: Set<unknown>): string | undefined {
+  for (const [candidate, files] of byRoot) {
+    if (files.some((file) => exportsOneOf(require.cache[file]?.exports, classes))) return candidate;
+  }
+  return undefined;
+}
+
+/**
+ * Names the class of `value` (a connection) for a warning: `<library> <version>'s <noun>`
+ * when a loaded copy of `library` exports it, else `the <noun> class <name>` (and the
+ * library's class it extends, when it extends one). Rare: only when a shape is missing.
+ */
+export function nameClass(value: unknown, library: string, noun: string): string {
+  const own = (typeof value === 'object' || typeof value === 'function') && value !== null ? (Object.getPrototypeOf(value) as { constructor?: unknown } | null)?.constructor : undefined;
+  const name = typeof own === 'function' && own.name !== '' ? own.name : undefined;
+  const require = createRequire(join(process.cwd(), 'noop.js'));
+  const byRoot = loadedCopies(require, markerOf(library));
+  const theirs = (classes: Set<unknown>) => {
+    const root = copyExporting(require, byRoot, classes);
+    return root === undefined ? undefined : `${library} ${versionAt(root) ?? '(unknown version)'}'s ${noun}`;
+  };
+  const exact = typeof own === 'function' ? theirs(new Set([own])) : undefined;
+  if (exact !== undefined) return exact;
+  const ancestors = new Set<unknown>();
+  constructorsOf(value, ancestors);
+  if (typeof own === 'function') ancestors.delete(own);
+  const base = ancestors.size === 0 ? undefined : theirs(ancestors);
+  const what = name === undefined ? `an unnamed ${noun} class` : `the ${noun} class ${name}`;
+  return base === undefined ? what : `${what} (extending ${base})`;
+}
+
+function versionAt(root: string): string | undefined {
   if (versions.has(root)) return versions.get(root);
   let version: string | undefined;
   try {
@@ -197,16 +248,23 @@ const consequences: Record<Capability, string> = {
 const warned = new Set<string>();
 
 /**
- * Warns once per library, version and lost capability (code `POOLWATCH_DEGRADED`): the
- * library is not the shape this adapter was checked against, and poolwatch tracks what it
- * still can rather than miscount.
+ * Warns once per library, version, culprit and lost capability (code `POOLWATCH_DEGRADED`):
+ * the library (or the connection class it was given, `lackedBy`) is not the shape this
+ * adapter was checked against, and poolwatch tracks what it still can rather than miscount.
  */
 export function warnDegraded(pool: string, m: CapabilityManifest, lost: readonly Lost[] = m.degraded): void {
-  const fresh = lost.filter((l) => !warned.has(`${m.library}@${m.version}:${l.capability}`));
+  const key = (l: Lost) => `${m.library}@${m.version}:${l.lackedBy ?? ''}:${l.capability}`;
+  const fresh = lost.filter((l) => !warned.has(key(l)));
   if (fresh.length === 0) return;
-  for (const l of fresh) warned.add(`${m.library}@${m.version}:${l.capability}`);
-  const what = fresh.map((l) => `${l.capability} (no ${l.shape}: ${consequences[l.capability]})`).join('; ');
+  for (const l of fresh) warned.add(key(l));
   const version = m.version === undefined ? 'an unknown version' : m.version;
   const checked = m.checked === undefined ? '' : `, checked against ${m.checked}`;
-  warn(`poolwatch: pool "${pool}" is ${m.library} ${version}${checked}, which lacks what poolwatch reads for: ${what}. Leases are still tracked.`, 'POOLWATCH_DEGRADED');
+  const by = new Map<string | undefined, Lost[]>();
+  for (const l of fresh) by.set(l.lackedBy, [...(by.get(l.lackedBy) ?? []), l]);
+  for (const [lackedBy, some] of by) {
+    const what = some.map((l) => `${l.capability} (no ${l.shape}: ${consequences[l.capability]})`).join('; ');
+    // The pool's library is not at fault when the connections it was given are.
+    const who = lackedBy === undefined ? `is ${m.library} ${version}${checked}, which lacks` : `(${m.library} ${version}) makes its connections with ${lackedBy}, which lacks`;
+    warn(`poolwatch: pool "${pool}" ${who} what poolwatch reads for: ${what}. Leases are still tracked.`, 'POOLWATCH_DEGRADED');
+  }
 }
