@@ -8,6 +8,11 @@ export class Trace {
   constructor(
     /** How many frames the capture was allowed: a stack of that many frames may have been cut short. */
     readonly depth: number,
+    /**
+     * The wrapper the capture was taken above: which way the app came to the pool (its
+     * `query()`, its `connect()`, an ORM's `transaction()`), each learning its own depth.
+     */
+    readonly above: Function,
   ) {}
 }
 
@@ -16,7 +21,7 @@ export const fullDepth = 32;
 
 /** Captures up to `depth` frames of the caller's stack above `above` (which, and whose callers' frames, are left out). */
 export function captureTrace(above: Function, depth = fullDepth): Trace {
-  const trace = new Trace(depth);
+  const trace = new Trace(depth, above);
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = depth;
   Error.captureStackTrace(trace, above);
