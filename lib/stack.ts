@@ -56,7 +56,9 @@ export interface Origin {
   readonly captured: number;
 }
 
-const framePattern = /^\s*at (?:(.*?) \()?(.+?):(\d+):(\d+)\)?$/;
+// `at fn (location)`, `at location`, and `at async location`: the frame of an ES module's
+// top-level await, which names no function.
+const framePattern = /^\s*at (?:(.*?) \(|async (?=.+:\d+:\d+$))?(.+?):(\d+):(\d+)\)?$/;
 // poolwatch's own files: this module sits at the top of the compiled tree.
 const ownRoot = __dirname + sep;
 
