@@ -36,6 +36,11 @@ const hurtingWaitMs = 5_000;
 // come within the sampler's budget.
 const contextFrames = 1;
 const shallowestDepth = 1 + contextFrames;
+// A library reaches one route by paths of different lengths (objection's startTransaction()
+// calls knex.transaction() three frames deeper than its transaction(cb) does): a route whose
+// app line sits below k library frames captures up to this many more than k, so a path the
+// probes did not see still reaches the app. None when the app calls the pool itself.
+const spareFrames = 4;
 // The first acquires by each route under 'auto' take full stacks and are read at once, to
 // learn how deep the app's line sits below it before the depth matters.
 const probes = 8;
@@ -57,7 +62,7 @@ class Route {
 // A stack cut short before any app frame (a path deeper than those seen so far) doubles the route's depth.
 function learnDepth(route: Route, trace: Trace, origin: Origin): void {
   let depth = route.depth;
-  if (origin.appDepth > 0) depth = Math.max(depth, origin.appDepth + contextFrames);
+  if (origin.appDepth > 0) depth = Math.max(depth, origin.appDepth + Math.min(origin.appDepth - 1, spareFrames) + contextFrames);
   else if (origin.captured >= trace.depth) depth = Math.max(depth, trace.depth * 2);
   route.depth = Math.min(depth, fullDepth);
 }

@@ -1,6 +1,13 @@
 import type { LeaseInfo } from '../../lib/index.js';
 
-/** How many frames a lease's stack shows past its call site: a short capture shows at most one. */
+/** The most frames past its call site a short capture shows (see `framesPastSite`). */
+export const shortPastSite = 5;
+
+/**
+ * How many frames a lease's stack shows past its call site. A short capture shows at most
+ * five (one of context, and up to four spare ones when library frames lie between the pool
+ * and the app); a full one shows every frame up to 32 captured.
+ */
 export function framesPastSite(lease: Pick<LeaseInfo, 'callSite' | 'stack'>): number {
   const lines = lease.stack?.split('\n') ?? [];
   const at = lines.findIndex((line) => lease.callSite !== undefined && line.includes(lease.callSite));
@@ -24,7 +31,7 @@ export async function untilShortCapture<T>(
     seen.push(lease?.callSite);
     await close(value);
     // Cut short of the app's line, or a short capture that reached it.
-    if (lease?.callSite === undefined || framesPastSite(lease) <= 1) return { seen, short: true };
+    if (lease?.callSite === undefined || framesPastSite(lease) <= shortPastSite) return { seen, short: true };
   }
   return { seen, short: false };
 }

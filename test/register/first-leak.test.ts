@@ -50,4 +50,16 @@ t.test('MariaDB', async (t) => {
     const line = await firstReport(t, file, { DATABASE_URL: url, KNEX_CLIENT: 'mysql2' });
     t.match(line, `acquired at ${siteOf(file, '// LEAK')}`);
   });
+  await t.test("Objection: a startTransaction() after transaction(cb) ones names its line", async (t) => {
+    // Its table goes with the test; the server outlives it.
+    t.teardown(async () => {
+      const mysql = await import('mysql2/promise');
+      const connection = await mysql.createConnection(db);
+      await connection.query('DROP TABLE IF EXISTS first_leak_objection_orders');
+      await connection.end();
+    });
+    const file = fixture('objection-start-transaction.mjs');
+    const line = await firstReport(t, file, { DATABASE_URL: url, KNEX_CLIENT: 'mysql2' });
+    t.match(line, `acquired at ${siteOf(file, '// LEAK')}`);
+  });
 });
