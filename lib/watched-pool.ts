@@ -66,6 +66,7 @@ function learnDepth(route: Route, trace: Trace, origin: Origin): void {
   else if (origin.captured >= trace.depth) depth = Math.max(depth, trace.depth * 2);
   route.depth = Math.min(depth, fullDepth);
 }
+
 // A holder idle this long past the pool's usual (p99) hold, or this long at all when the pool has no history, counts as stuck.
 const stuckFloorMs = 1_000;
 const stuckFactor = 2;
