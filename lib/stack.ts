@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { findSourceMap } from 'node:module';
 import { relative, isAbsolute, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -8,6 +9,11 @@ export class Trace {
   constructor(
     /** How many frames the capture was allowed: a stack of that many frames may have been cut short. */
     readonly depth: number,
+    /**
+     * The wrapper the capture was taken above: which way the app came to the pool (its
+     * `query()`, its `connect()`, an ORM's `transaction()`), each learning its own depth.
+     */
+    readonly above: Function,
   ) {}
 }
 
@@ -16,7 +22,7 @@ export const fullDepth = 32;
 
 /** Captures up to `depth` frames of the caller's stack above `above` (which, and whose callers' frames, are left out). */
 export function captureTrace(above: Function, depth = fullDepth): Trace {
-  const trace = new Trace(depth);
+  const trace = new Trace(depth, above);
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = depth;
   Error.captureStackTrace(trace, above);
@@ -51,7 +57,9 @@ export interface Origin {
   readonly captured: number;
 }
 
-const framePattern = /^\s*at (?:(.*?) \()?(.+?):(\d+):(\d+)\)?$/;
+// `at fn (location)`, `at location`, and `at async location`: the frame of an ES module's
+// top-level await, which names no function.
+const framePattern = /^\s*at (?:(.*?) \(|async (?=.+:\d+:\d+$))?(.+?):(\d+):(\d+)\)?$/;
 // poolwatch's own files: this module sits at the top of the compiled tree.
 const ownRoot = __dirname + sep;
 
@@ -104,9 +112,73 @@ function isAppFile(file: string): boolean {
   return found;
 }
 
+/** Where a frame pointed before anyone mapped it: V8's own position. */
+interface Position {
+  readonly file: string | undefined;
+  readonly line: number;
+  readonly column: number;
+}
+
+/**
+ * A trace's stack text, as the process formats stacks (a test runner's formatter maps
+ * the files it transformed; Node's own, with source maps on, maps the rest). When a
+ * formatter is installed, Node's mapping does not run: the frames' own positions are
+ * noted too, so that those the formatter left as they were can still be mapped through
+ * the source maps Node holds (`mapFrame`). The formatter is wrapped only for this read.
+ */
+function readStack(trace: Trace): { text: string; positions: readonly Position[] | undefined } {
+  const formatter = Error.prepareStackTrace;
+  // V8 formats a stack once, at its first read: a trace read before (a probe's) keeps what was noted then.
+  if (typeof formatter !== 'function' || read.has(trace)) return { text: trace.stack, positions: read.get(trace) ?? undefined };
+  let positions: Position[] | null = null;
+  const noting = function (this: unknown, error: Error, sites: NodeJS.CallSite[]): unknown {
+    if (error === (trace as unknown)) {
+      try {
+        positions = sites.map((site) => ({ file: site.getFileName() ?? undefined, line: site.getLineNumber() ?? 0, column: site.getColumnNumber() ?? 0 }));
+      } catch {
+        positions = null;
+      }
+    }
+    return formatter.call(this, error, sites);
+  };
+  Error.prepareStackTrace = noting;
+  let text: string;
+  try {
+    text = trace.stack;
+  } finally {
+    // Unless the formatter put another in its place meanwhile.
+    if (Error.prepareStackTrace === noting) Error.prepareStackTrace = formatter;
+  }
+  read.set(trace, positions);
+  return { text, positions: positions ?? undefined };
+}
+
+// Traces read under a formatter, and their frames' own positions (null: none were noted).
+const read = new WeakMap<Trace, readonly Position[] | null>();
+
+/**
+ * `frame` mapped to its source through the source map Node holds for its file (loaded
+ * with source maps on), when the stack's formatter left it at V8's own position.
+ */
+function mapFrame(frame: Frame, position: Position | undefined): Frame {
+  if (position === undefined || frame.file === undefined || toPath(position.file ?? '') !== frame.file || position.line !== frame.line || position.column !== frame.column) return frame;
+  try {
+    const entry = findSourceMap(frame.file)?.findEntry(frame.line - 1, frame.column - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number } | undefined;
+    if (typeof entry?.originalSource !== 'string' || typeof entry.originalLine !== 'number' || typeof entry.originalColumn !== 'number') return frame;
+    const file = toPath(entry.originalSource);
+    if (!isAbsolute(file)) return frame;
+    const line = entry.originalLine + 1;
+    const column = entry.originalColumn + 1;
+    return { text: `at ${frame.fn === '' ? '' : `${frame.fn} (`}${file}:${line}:${column}${frame.fn === '' ? '' : ')'}`, fn: frame.fn, file, line, column };
+  } catch {
+    return frame;
+  }
+}
+
 /** Finds the app's acquiring line in a captured stack. */
 export function originOf(trace: Trace, isLibrary: (file: string) => boolean): Origin {
-  const lines = trace.stack.split('\n');
+  const { text: stack, positions } = readStack(trace);
+  const lines = stack.split('\n');
   const frames: Frame[] = [];
   let captured = 0;
   let app: Frame | undefined;
@@ -114,7 +186,7 @@ export function originOf(trace: Trace, isLibrary: (file: string) => boolean): Or
   for (const text of lines) {
     if (!text.trimStart().startsWith('at ')) continue;
     captured++;
-    const frame = parseFrame(text);
+    const frame = mapFrame(parseFrame(text), positions?.[captured - 1]);
     if (isInternal(frame) || frame.file!.startsWith(ownRoot) || isLibrary(frame.file!)) continue;
     frames.push(frame);
     // Prefer the app's own code over a framework or ORM it called through.

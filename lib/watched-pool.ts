@@ -37,9 +37,37 @@ const hurtingWaitMs = 5_000;
 // come within the sampler's budget.
 const contextFrames = 1;
 const shallowestDepth = 1 + contextFrames;
-// The first acquires of a pool under 'auto' take full stacks and are read at once, to
-// learn how deep the app's line sits below the pool's API before the depth matters.
+// A library reaches one route by paths of different lengths (objection's startTransaction()
+// calls knex.transaction() three frames deeper than its transaction(cb) does): a route whose
+// app line sits below k library frames captures up to this many more than k, so a path the
+// probes did not see still reaches the app. None when the app calls the pool itself.
+const spareFrames = 4;
+// The first acquires by each route under 'auto' take full stacks and are read at once, to
+// learn how deep the app's line sits below it before the depth matters.
 const probes = 8;
+// Routes a pool learns apart; callers past them (a wrapper made per call) share one.
+const maxRoutes = 64;
+
+/**
+ * One way the app reaches a pool: the wrapper it calls through (`query()`, `connect()`, an
+ * ORM's `transaction()`). How deep the app's line sits below one route says nothing of
+ * another's, so each learns its own depth, from its own first acquires.
+ */
+class Route {
+  /** Frames a call-site capture takes under 'auto': learnt from full captures, only ever grows. */
+  depth = shallowestDepth;
+  /** Full captures still to be read, to learn `depth`. */
+  probes = probes;
+}
+
+// A stack cut short before any app frame (a path deeper than those seen so far) doubles the route's depth.
+function learnDepth(route: Route, trace: Trace, origin: Origin): void {
+  let depth = route.depth;
+  if (origin.appDepth > 0) depth = Math.max(depth, origin.appDepth + Math.min(origin.appDepth - 1, spareFrames) + contextFrames);
+  else if (origin.captured >= trace.depth) depth = Math.max(depth, trace.depth * 2);
+  route.depth = Math.min(depth, fullDepth);
+}
+
 // A holder idle this long past the pool's usual (p99) hold, or this long at all when the pool has no history, counts as stuck.
 const stuckFloorMs = 1_000;
 const stuckFactor = 2;
@@ -180,12 +208,13 @@ export class WatchedPool implements Tracker {
   /** Requests that found every connection leased and are still waiting, oldest first. */
   readonly #queued = new Set<Lease>();
   readonly #hurtingWaitMs: number;
-  /** Frames a call-site capture takes under 'auto': learnt from full captures, only ever grows. */
-  #depth = shallowestDepth;
-  #probes = probes;
-  /** Under 'auto': the next acquire takes a full stack (a probe, or the budget allows one). */
-  #full = true;
-  captureDepth: number;
+  readonly #routes = new Map<Function, Route>();
+  readonly #otherRoutes = new Route();
+  // The route of the last capture: most acquires of a pool come one way, and a Map lookup costs more.
+  #lastCaller: Function | null = null;
+  #lastRoute: Route = this.#otherRoutes;
+  /** Under 'auto': the next acquire takes a full stack, as the budget allows one. */
+  #full = false;
 
   constructor(
     readonly name: string,
@@ -197,7 +226,6 @@ export class WatchedPool implements Tracker {
     this.thresholdMs = options.leakThresholdMs;
     this.stacks = options.stacks;
     this.#sampler = new Sampler(options.stacks);
-    this.captureDepth = options.stacks === 'always' ? fullDepth : 0;
     this.#context = options.context;
     this.#onLeak = options.onLeak;
     // Longest prefix first, so 'src/a.ts:42' wins over 'src/a.ts'.
@@ -327,9 +355,7 @@ export class WatchedPool implements Tracker {
     let trace = given ?? null;
     // Adapters take the short capture in their own wrapper (acquireWrapper); what is left
     // here is a full one under 'auto', which the pool learns from, or a caller without one.
-    if (given === undefined && this.stacks !== 'never') {
-      trace = this.stacks === 'auto' && this.#full ? this.#captureFull(caller, at) : captureTrace(caller, this.stacks === 'auto' ? this.#depth : fullDepth);
-    }
+    if (given === undefined && this.stacks !== 'never') trace = this.stacks === 'auto' ? this.#captureAuto(caller, at) : captureTrace(caller);
     if (this.stacks === 'auto') this.#planCapture(at);
     const scope = currentScope();
     const labels = this.#context === undefined && scope === undefined ? traceLabels(at) : mergeLabels(this.#labels(), scope, traceLabels(at));
@@ -372,42 +398,64 @@ export class WatchedPool implements Tracker {
     if (this.stacks === 'never') return null;
     if (this.stacks === 'always') return captureTrace(caller);
     const at = now();
-    const trace = this.#full ? this.#captureFull(caller, at) : captureTrace(caller, this.#depth);
+    const trace = this.#captureAuto(caller, at);
     this.#planCapture(at);
     return trace;
   }
 
+  /**
+   * How many frames an acquire wrapper above `caller` should capture itself now, or 0 when
+   * `begin` takes the stack: a full one (the route's first acquires, or the budget allows
+   * one), or none.
+   */
+  captureDepth(caller: Function): number {
+    if (this.stacks !== 'auto') return this.stacks === 'always' ? fullDepth : 0;
+    if (this.#full) return 0;
+    const route = this.#route(caller);
+    return route.probes > 0 ? 0 : route.depth;
+  }
+
+  #route(caller: Function): Route {
+    if (caller === this.#lastCaller) return this.#lastRoute;
+    let route = this.#routes.get(caller);
+    if (route === undefined) {
+      if (this.#routes.size >= maxRoutes) route = this.#otherRoutes;
+      else this.#routes.set(caller, (route = new Route()));
+    }
+    this.#lastCaller = caller;
+    this.#lastRoute = route;
+    return route;
+  }
+
   // Decided one acquire ahead, so an adapter's wrapper can take the short capture in its own frame.
   #planCapture(at: number): void {
-    this.#full = this.#probes > 0 || this.#sampler.wants(at);
-    this.captureDepth = this.#full ? 0 : this.#depth;
+    this.#full = this.#sampler.wants(at);
+  }
+
+  #captureAuto(caller: Function, at: number): Trace {
+    const route = this.#route(caller);
+    return this.#full || route.probes > 0 ? this.#captureFull(caller, route, at) : captureTrace(caller, route.depth);
   }
 
   // Under 'auto': a full stack, charged to the budget. A probe's is read at once, to learn
   // how deep the app's line sits; later ones only if a report reads them (reading one costs
   // several captures' worth, in formatting and its garbage).
-  #captureFull(caller: Function, at: number): Trace {
+  #captureFull(caller: Function, route: Route, at: number): Trace {
     const trace = captureTrace(caller);
-    if (this.#probes > 0) {
-      this.#probes--;
-      this.learn(trace, originOf(trace, this.isLibrary));
+    if (route.probes > 0) {
+      route.probes--;
+      learnDepth(route, trace, originOf(trace, this.isLibrary));
     }
     this.#sampler.spent(now() - at);
     return trace;
   }
 
   /**
-   * What a parsed stack says about this pool's call sites: how many frames a capture
-   * needs to reach the app's own line. A stack cut short before any app frame (a path
-   * deeper than those seen so far) doubles the depth for the next captures.
+   * What a parsed stack says about the call sites of the route it was captured on: how
+   * many frames a capture needs to reach the app's own line.
    */
   learn(trace: Trace, origin: Origin): void {
-    if (this.stacks !== 'auto') return;
-    let depth = this.#depth;
-    if (origin.appDepth > 0) depth = Math.max(depth, origin.appDepth + contextFrames);
-    else if (origin.captured >= trace.depth) depth = Math.max(depth, trace.depth * 2);
-    this.#depth = Math.min(depth, fullDepth);
-    if (!this.#full) this.captureDepth = this.#depth;
+    if (this.stacks === 'auto') learnDepth(this.#route(trace.above), trace, origin);
   }
 
   handover(lease: Lease, resource: unknown, immediate?: boolean): void {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createPool, type Pool } from 'generic-pool';
 import { createDetector, type Detector, type LeaseInfo, type LeakReport } from '../lib/index.js';
 import { siteOf } from './helpers/site.js';
+import { framesPastSite, shortPastSite } from './helpers/short-capture.js';
 
 type Conn = { id: number };
 let ids = 0;
@@ -31,14 +32,7 @@ function setup(t: Test, stacks: 'auto' | 'never') {
   return { detector, pool, leaks, leaked };
 }
 
-/** How many frames a lease's stack shows past its call site: a short capture shows at most one. */
-function framesPastSite(lease: Pick<LeaseInfo, 'callSite' | 'stack'>): number {
-  const lines = lease.stack!.split('\n');
-  const at = lines.findIndex((line) => line.includes(lease.callSite!));
-  return lines.length - at - 1;
-}
-
-// Eight frames of the app's own below its acquiring line, so a full stack shows more than a short one.
+// Eight frames of the app's own below its acquiring line, so a full stack shows more than a short one (at most shortPastSite).
 const nested = <R>(depth: number, fn: () => R): R => (depth === 0 ? fn() : nested(depth - 1, fn));
 
 /**
@@ -54,7 +48,7 @@ async function spendFullStackBudget(t: Test, detector: Detector, pool: Pool<Conn
       t.fail(`lease ${i} does not name its acquiring line ${site}: ${lease.callSite}`);
       return -1;
     }
-    if (framesPastSite(lease) <= 1) return i;
+    if (framesPastSite(lease) <= shortPastSite) return i;
   }
   t.fail('every lease of 200,000 had its full stack captured: the budget never ran out');
   return -1;

@@ -28,10 +28,11 @@ interface Client {
   pool?: { used?: ReadonlyArray<{ resource: unknown }> };
 }
 
-/** A knex instance: a function carrying its client. */
+/** A knex instance: a function carrying its client, and the context its methods call. */
 interface Knex {
   client: Client;
   transaction: Function;
+  context?: { transaction?: Function };
 }
 
 // Where the app built a query or opened a transaction, for the acquire knex makes later.
@@ -79,6 +80,8 @@ export const knex: BuiltinAdapter = {
     const traces = new WeakMap<object, Trace>();
     // What the runner or transaction now acquiring was made for, for the acquireConnection it calls synchronously.
     const slot = new Handoff<{ trace: Trace | undefined; via: string }>();
+    // The stack knex.transaction() took, for the client.transaction() it calls synchronously.
+    const opening = new Handoff<Trace | null>();
     // knex releases a streamed connection twice (stream close, and the end of ensureConnection):
     // false once a stream has it, true after the first release; the second is knex's own, not misuse.
     const streamed = new WeakMap<object, boolean>();
@@ -101,7 +104,21 @@ export const knex: BuiltinAdapter = {
       return slot.run<Promise<unknown>>({ trace: traces.get(this), via: 'transaction' }, Object.getPrototypeOf(this).acquireConnection, this, arguments);
     }
 
+    const context = (target as unknown as Knex).context;
     const restores = [
+      // knex.transaction() (and transactionProvider()) run its context's: the capture is taken
+      // there, where both forms stand at the same depth below the app. Below it, the promise
+      // form runs client.transaction() two frames deeper (inside a `new Promise`) than the
+      // callback form, so a depth learnt from one would cut the other's stack short.
+      ...(typeof context?.transaction === 'function'
+        ? [
+            patchMethod<Function>(context, 'transaction', (original) =>
+              function transaction(this: unknown) {
+                return opening.run<unknown>(tracker.capture(transaction), original, this, arguments);
+              },
+            ),
+          ]
+        : []),
       ...builderMethods.map((key) =>
         patchMethod<() => object>(client, key, (original) =>
           function build(this: Client) {
@@ -124,7 +141,7 @@ export const knex: BuiltinAdapter = {
       ),
       patchMethod<Client['transaction']>(client, 'transaction', (original) =>
         function transaction(this: Client) {
-          const trace = tracker.capture(transaction);
+          const trace = opening.waiting ? opening.take()! : tracker.capture(transaction);
           const trx = original.apply(this, arguments as unknown as [unknown, unknown, unknown]);
           // The constructor scheduled its acquire for a later microtask: there is still time to link it.
           if (typeof trx?.acquireConnection === 'function') {

@@ -253,7 +253,7 @@ export const mssql: BuiltinAdapter = {
           let lease: Lease;
           if (asked !== undefined) lease = tracker.begin(acquire, asked.via, asked.trace);
           else {
-            const depth = tracker.captureDepth;
+            const depth = tracker.captureDepth(acquire);
             lease = tracker.begin(acquire, undefined, depth === 0 ? undefined : captureTrace(acquire, depth));
           }
           if (typeof callback === 'function') {

@@ -66,16 +66,18 @@ export function acquireWrapper<T, R>(
   minDepth = 0,
 ): (this: T, ...args: unknown[]) => R {
   const wrapper = function (this: T): R {
-    let depth = tracker.captureDepth;
-    if (depth !== 0 && depth < minDepth) depth = minDepth;
     let trace: Trace | undefined;
     // lease() captured the app's line already, at its own call.
-    if (depth !== 0 && tracker.handing === null && (inner === undefined || !inner())) {
-      trace = new Trace(depth);
-      const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = depth;
-      Error.captureStackTrace(trace, wrapper);
-      Error.stackTraceLimit = limit;
+    if (tracker.handing === null && (inner === undefined || !inner())) {
+      let depth = tracker.captureDepth(wrapper);
+      if (depth !== 0) {
+        if (depth < minDepth) depth = minDepth;
+        trace = new Trace(depth, wrapper);
+        const limit = Error.stackTraceLimit;
+        Error.stackTraceLimit = depth;
+        Error.captureStackTrace(trace, wrapper);
+        Error.stackTraceLimit = limit;
+      }
     }
     return body(this, arguments, trace, wrapper);
   };

@@ -15,10 +15,11 @@ export interface Tracker {
    */
   begin(caller: Function, via?: string, trace?: Trace | null): Lease;
   /**
-   * How many frames an acquire wrapper should capture itself now (see `acquireWrapper`),
-   * or 0 when `begin` takes the stack (a full one, or none).
+   * How many frames an acquire wrapper, `caller`, should capture itself now (see
+   * `acquireWrapper`), or 0 when `begin` takes the stack (a full one, or none). Each
+   * wrapper learns its own depth: the app's line sits deeper below some than others.
    */
-  readonly captureDepth: number;
+  captureDepth(caller: Function): number;
   /** Set while `lease()` acquires: it took the stack already, and the acquire's lease is its handle's. */
   readonly handing: object | null;
   /**

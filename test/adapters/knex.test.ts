@@ -12,6 +12,7 @@ import { watch, unwatch, detectorOf, lease, type Detector, type LeakReport, type
 import { startPostgres } from '../helpers/postgres.js';
 import { mariadbConfig } from '../helpers/mariadb.js';
 import { siteOf } from '../helpers/site.js';
+import { untilShortCapture } from '../helpers/short-capture.js';
 import { distinctive, expectNoSecrets, payloadEvents, probeSecrets } from '../helpers/secrets.js';
 import { poolsOwnMessage } from '../helpers/errors.js';
 import { knexVersions, type KnexFactory } from '../helpers/versions.js';
@@ -100,6 +101,31 @@ function behaviour(t: Test, client: Client, config: () => Promise<Connection | u
     await callback;
     await running;
     t.same(detector.leases(), []);
+  });
+
+  t.test("names the line of a transaction opened in the promise form after callback-form ones, under the default stacks", async (t) => {
+    const db = open(t, client, connection);
+    const { detector } = watched(t, db, { stacks: 'auto' });
+    // The pool's first transactions (and queries) are callback-form: what it learns its depths from.
+    for (let i = 0; i < 12; i++) await db.transaction(async (trx) => void (await trx.raw('select 1')));
+    for (let i = 0; i < 12; i++) await db.raw('select 1');
+    const promiseForm = await untilShortCapture(
+      async () => {
+        const trx = await db.transaction(); // PROMISE FORM
+        return { lease: detector.leases()[0], value: trx };
+      },
+      (trx) => trx.rollback(),
+    );
+    t.ok(promiseForm.short, 'a transaction had the short capture the default takes');
+    t.same(promiseForm.seen.filter((callSite) => !callSite?.startsWith(site('// PROMISE FORM'))), [], 'every one names its line');
+    const provided = await untilShortCapture(
+      async () => {
+        const trx = await db.transactionProvider()(); // PROVIDER
+        return { lease: detector.leases()[0], value: trx };
+      },
+      (trx) => trx.rollback(),
+    );
+    t.same(provided.seen.filter((callSite) => !callSite?.startsWith(site('// PROVIDER'))), [], 'and a transactionProvider() one');
   });
 
   t.test('reports a transaction never committed or rolled back, at the line that opened it', async (t) => {
@@ -244,12 +270,16 @@ function behaviour(t: Test, client: Client, config: () => Promise<Connection | u
     t.match(detector.stats().knex, { open: 0, released: 3, destroyed: 1, misuse: 1 });
   });
 
-  t.test('unwatch restores the client methods', async (t) => {
+  t.test('unwatch restores the client methods, and the transaction() of its context', async (t) => {
     const db = open(t, client, connection);
     const own = ['acquireConnection', 'releaseConnection', 'runner', 'transaction', 'queryBuilder', 'raw'].map((key) => Object.hasOwn(db.client, key));
+    const context = (db as unknown as { context: { transaction: unknown } }).context;
+    const transaction = context.transaction;
     watch(db);
+    t.not(context.transaction, transaction);
     t.ok(unwatch(db));
     t.same(['acquireConnection', 'releaseConnection', 'runner', 'transaction', 'queryBuilder', 'raw'].map((key) => Object.hasOwn(db.client, key)), own);
+    t.equal(context.transaction, transaction);
     t.equal(detectorOf(db), undefined);
     await db.raw('select 1');
   });

@@ -182,7 +182,7 @@ function suite(t: Test, dialect: Dialect): void {
     const traces: Array<Trace | null | undefined> = [];
     // A pool that learnt a depth of 2 from Model queries, whose stacks never reach the app.
     const tracker: Tracker = {
-      captureDepth: 2,
+      captureDepth: () => 2,
       handing: null,
       begin: (_caller, _via, trace) => {
         traces.push(trace);

@@ -7,6 +7,9 @@ import type { Internals } from './probe.js';
  *   connection passes, and `runner(builder)`/`transaction(...)`, which it wraps;
  * - a Runner acquires in `ensureConnection(callback, params)` (params only for a stream),
  *   a Transaction in `acquireConnection(config, callback)`, synchronously from its caller;
+ * - `knex.transaction()` and `transactionProvider()` call the instance's
+ *   `context.transaction()`, which calls `client.transaction()` synchronously (wrapped when
+ *   present, for the app's line; without it the client's is, as before);
  * - `client.pool` is a tarn pool (made at construction when a connection is configured).
  */
 export interface KnexInternals {
