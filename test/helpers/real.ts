@@ -205,3 +205,10 @@ export async function rowsOf(url: string, sql: string): Promise<unknown[]> {
     await client.end();
   }
 }
+
+/** The script of `name`, a command that package `pkg` installs, as npx would run it. */
+export function binOf(pkg: string, name = pkg): string {
+  const folder = join(root, 'node_modules', pkg);
+  const { bin } = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as { bin: string | Record<string, string> };
+  return join(folder, typeof bin === 'string' ? bin : bin[name]!);
+}
