@@ -114,11 +114,11 @@ export const slowLines = (stderr: string) => poolwatchLines(stderr).filter((line
 /** The first line of each of poolwatch's messages, for a test's diagnostics. */
 export const headlines = (stderr: string) => poolwatchLines(stderr).filter((line) => /^poolwatch: |\[POOLWATCH_/.test(line));
 
-/** `<path>:<line>:` of the line in `file` that ends with `// LEAK`, as a report's call site begins. */
-export function leakSite(file: string): string {
+/** `<path>:<line>:` of the line in `file` that ends with `marker`, as a report's call site begins. */
+export function leakSite(file: string, marker = '// LEAK'): string {
   const lines = readFileSync(file, 'utf8').split('\n');
-  const index = lines.findIndex((line) => line.trimEnd().endsWith('// LEAK'));
-  if (index === -1) throw new Error(`no line ends with // LEAK in ${file}`);
+  const index = lines.findIndex((line) => line.trimEnd().endsWith(marker));
+  if (index === -1) throw new Error(`no line ends with ${marker} in ${file}`);
   return `${relative(root, file)}:${index + 1}:`;
 }
 
@@ -129,7 +129,7 @@ const leakLine = /^poolwatch: Connection leak in pool .*$/gm;
 const reportTimeoutMs = 60_000;
 
 export interface Reported {
-  /** The first line of each leak report that named `site`, when one did. */
+  /** The first line of the leak report that named `site` (with `first`, of the first leak report), when one did. */
   readonly line: string | undefined;
   /** The first line of every leak report seen until then. */
   readonly leaks: readonly string[];
@@ -140,9 +140,10 @@ export interface Reported {
 
 /**
  * Runs `program` under the preload until a leak report naming `site` is on its stderr
- * (the program leaks on purpose and would never end), then kills it. Never rejects.
+ * (the program leaks on purpose and would never end), then kills it; with `first`, until
+ * the first leak report, whatever it names. Never rejects.
  */
-export function runUntilLeakAt(t: Test, program: Program, preload: Preload, site: string): Promise<Reported> {
+export function runUntilLeakAt(t: Test, program: Program, preload: Preload, site: string, { first = false } = {}): Promise<Reported> {
   const child = start(t, program, preload);
   let stderr = '';
   let line: string | undefined;
@@ -161,7 +162,7 @@ export function runUntilLeakAt(t: Test, program: Program, preload: Preload, site
       stderr += chunk;
       if (line !== undefined || ended !== undefined) return;
       // A whole line: the regular expression's `.*` stops at its newline, which has arrived.
-      const found = leaks().find((leak) => leak.includes(` acquired at ${site}`) && stderr.includes(`${leak}\n`));
+      const found = leaks().find((leak) => (first || leak.includes(` acquired at ${site}`)) && stderr.includes(`${leak}\n`));
       if (found !== undefined) {
         line = found;
         clearTimeout(timer);
