@@ -21,8 +21,13 @@ export const fixture = (...path: string[]) => join(root, 'test', 'fixtures', 're
  */
 export const thresholdMs = 100;
 
-// Settings from the machine's own environment (and tap's loaders) must not change what the programs see.
-const clean: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('POOLWATCH_') && key !== 'NODE_OPTIONS'));
+// Settings from the machine's own environment must not change what the programs see, nor
+// tap's loaders, coverage and settings, nor what marks a process as a test runner's child.
+const clean: NodeJS.ProcessEnv = Object.fromEntries(
+  Object.entries(process.env).filter(
+    ([key]) => !/^(POOLWATCH_|TAP|_TAPJS|VITEST)/.test(key) && !/^(NODE_OPTIONS|NODE_V8_COVERAGE|NODE_TEST_CONTEXT|FORCE_COLOR|JEST_WORKER_ID)$/.test(key),
+  ),
+);
 
 /** How a program is started under the preload: node's flag for an app, NODE_OPTIONS for a CLI. */
 export type Preload = { readonly args: readonly string[] } | { readonly nodeOptions: string };
@@ -114,12 +119,15 @@ export const slowLines = (stderr: string) => poolwatchLines(stderr).filter((line
 /** The first line of each of poolwatch's messages, for a test's diagnostics. */
 export const headlines = (stderr: string) => poolwatchLines(stderr).filter((line) => /^poolwatch: |\[POOLWATCH_/.test(line));
 
-/** `<path>:<line>:` of the line in `file` that ends with `marker`, as a report's call site begins. */
-export function leakSite(file: string, marker = '// LEAK'): string {
+/**
+ * `<path>:<line>:` of the line in `file` that ends with `marker`, as a report's call site
+ * begins: the path relative to `cwd`, the program's working directory.
+ */
+export function leakSite(file: string, marker = '// LEAK', cwd = root): string {
   const lines = readFileSync(file, 'utf8').split('\n');
   const index = lines.findIndex((line) => line.trimEnd().endsWith(marker));
   if (index === -1) throw new Error(`no line ends with ${marker} in ${file}`);
-  return `${relative(root, file)}:${index + 1}:`;
+  return `${relative(cwd, file)}:${index + 1}:`;
 }
 
 const leakLine = /^poolwatch: Connection leak in pool .*$/gm;
