@@ -56,10 +56,10 @@ export interface DetectorEvents {
 
 export type EventName = keyof DetectorEvents;
 type Listener<E extends EventName> = (...args: DetectorEvents[E]) => void;
-type AnyListener = (payload: never) => void;
+type AnyListener = (payload: never) => unknown;
 
 interface Once {
-  (payload: never): void;
+  (payload: never): unknown;
   listener: AnyListener;
 }
 
@@ -72,6 +72,31 @@ function checkListener(event: unknown, listener: unknown): void {
   }
   if (typeof listener !== 'function') {
     throw new PoolwatchTypeError(codes.invalidOption, `Expected the listener of '${event}' to be a function, got ${describe(listener)}.`);
+  }
+}
+
+// What user code threw may be anything, even an object whose `message` getter throws.
+function messageOf(error: unknown): string {
+  try {
+    const message: unknown = (error as Error)?.message;
+    return typeof message === 'string' ? message : String(error);
+  } catch {
+    return '(an error whose message cannot be read)';
+  }
+}
+
+/**
+ * When `result` is a promise (or any thenable), hands its rejection to `handle` instead of
+ * leaving it unhandled: what a user's async callback rejects with is surfaced like what a
+ * sync one throws. A thenable whose `then` throws is handled the same way.
+ */
+export function onRejected(result: unknown, handle: (error: unknown) => void): void {
+  if ((typeof result !== 'object' && typeof result !== 'function') || result === null) return;
+  try {
+    const then = (result as PromiseLike<unknown>).then;
+    if (typeof then === 'function') then.call(result, undefined, handle);
+  } catch (error) {
+    handle(error);
   }
 }
 
@@ -108,9 +133,10 @@ export class Emitter {
 
   once<E extends EventName>(event: E, listener: Listener<E>): this {
     checkListener(event, listener);
+    // Returns what the listener returns: a rejection of an async one is handled like any other's.
     const once = ((payload: never) => {
       this.off(event, listener);
-      (listener as AnyListener)(payload);
+      return (listener as AnyListener)(payload);
     }) as Once;
     once.listener = listener as AnyListener;
     return this.on(event, once as unknown as Listener<E>);
@@ -140,10 +166,7 @@ export class Emitter {
       for (const listener of list) {
         try {
           const result: unknown = listener(payload as never);
-          // An async listener's rejection is handled like a throw, not left unhandled.
-          if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-            (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.surface(listener, `a '${event}' listener rejected`, error));
-          }
+          if (result !== undefined) onRejected(result, (error) => this.surface(listener, `a '${event}' listener rejected`, error));
         } catch (error) {
           this.surface(listener, `a '${event}' listener threw`, error);
         }
@@ -161,14 +184,15 @@ export class Emitter {
 
   /** Reports an error from user code without letting it reach the pool. */
   surface(source: object, what: string, error: unknown): void {
-    const wrapped = new ListenerError(`poolwatch: ${what}: ${(error as Error)?.message ?? String(error)}`, error);
+    const wrapped = new ListenerError(`poolwatch: ${what}: ${messageOf(error)}`, error);
     const handlers = this.#listeners.get('error');
     if (handlers !== undefined) {
       for (const handler of handlers) {
         try {
-          handler(wrapped as never);
+          const result: unknown = handler(wrapped as never);
+          if (result !== undefined) onRejected(result, (inner) => this.#warn(handler, new ListenerError(`poolwatch: an 'error' listener rejected: ${messageOf(inner)}`, inner)));
         } catch (inner) {
-          this.#warn(handler, new ListenerError(`poolwatch: an 'error' listener threw: ${(inner as Error)?.message}`, inner));
+          this.#warn(handler, new ListenerError(`poolwatch: an 'error' listener threw: ${messageOf(inner)}`, inner));
         }
       }
       return;

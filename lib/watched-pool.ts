@@ -18,7 +18,7 @@ import { traceLabels } from './trace-ids.js';
 import { describeExhaustion, groupHolders, nameHolders, type ExhaustedEvent, type ExhaustionReason, type HolderGroup, type Judgement } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
-import type { Emitter, MisuseKind } from './events.js';
+import { onRejected, type Emitter, type MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
 
 const logLease = createDebug('poolwatch:lease');
@@ -649,6 +649,7 @@ export class WatchedPool implements Tracker {
       if (labels === undefined || labels === null) return undefined;
       if (typeof labels === 'object' && !Array.isArray(labels) && !(labels instanceof Map) && typeof (labels as PromiseLike<unknown>).then !== 'function') return labels as Labels;
       // A promise (an async context function) or a Map has no labels to read: say so once, not per acquire.
+      onRejected(labels, (error) => this.host.emitter.surface(context, 'the `context` function rejected', error));
       if (!this.#contextRefused) {
         this.#contextRefused = true;
         const what = labels instanceof Map ? 'a Map' : typeof (labels as PromiseLike<unknown>).then === 'function' ? 'a promise (it must not be async)' : describe(labels);

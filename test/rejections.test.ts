@@ -1,0 +1,150 @@
+// Every callback a user gives poolwatch may be async: what it rejects with is surfaced
+// once, like what a sync one throws, and never becomes an unhandled rejection (which
+// ends a Node process by default).
+import t, { type Test } from 'tap';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createPool, type Pool } from 'generic-pool';
+import { createDetector, type LeakReport } from '../lib/index.js';
+import { requestScope } from '../lib/integrations/http.js';
+import { fakeClock } from './helpers/clock.js';
+import { captureWarnings } from './helpers/warnings.js';
+
+type Conn = { id: number };
+let ids = 0;
+const newPool = (): Pool<Conn> => createPool({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max: 2 });
+
+function unhandledRejections(t: Test): unknown[] {
+  const seen: unknown[] = [];
+  const onUnhandled = (reason: unknown) => void seen.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => process.off('unhandledRejection', onUnhandled));
+  return seen;
+}
+
+// Two turns of the event loop: a rejection nobody handles is reported by then, and a warning emitted.
+const settle = async () => {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+};
+
+t.test("an async 'error' listener that rejects is said once as a process warning, not left unhandled", async (t) => {
+  const unhandled = unhandledRejections(t);
+  const warnings = captureWarnings(t);
+  const detector = createDetector({
+    context: () => {
+      throw new Error('context failed');
+    },
+  });
+  t.teardown(() => detector.close());
+  detector.on('error', async () => {
+    throw new Error('error listener failed');
+  });
+  const pool = detector.watch(newPool(), { name: 'db' });
+  for (let i = 0; i < 3; i++) await pool.release(await pool.acquire());
+  await settle();
+  t.same(unhandled, [], 'no unhandled rejection');
+  t.match(warnings, [{ name: 'ListenerError', code: 'POOLWATCH_LISTENER_ERROR', message: /an 'error' listener rejected: error listener failed$/ }], 'one warning for three rejections');
+});
+
+t.test("a once() listener's rejection is surfaced like an on() listener's", async (t) => {
+  const unhandled = unhandledRejections(t);
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  const errors: Error[] = [];
+  detector.on('error', (error) => void errors.push(error));
+  detector.once('acquire', async () => {
+    throw new Error('once failed');
+  });
+  const pool = detector.watch(newPool(), { name: 'db' });
+  await pool.release(await pool.acquire());
+  await settle();
+  t.same(unhandled, []);
+  t.match(errors, [{ code: 'POOLWATCH_LISTENER_ERROR', message: /'acquire' listener rejected: once failed$/ }]);
+});
+
+t.test('an async context function that rejects is surfaced, its labels left out, never unhandled', async (t) => {
+  const unhandled = unhandledRejections(t);
+  const detector = createDetector({
+    context: async () => {
+      throw new Error('context lookup failed');
+    },
+  });
+  t.teardown(() => detector.close());
+  const errors: Error[] = [];
+  detector.on('error', (error) => void errors.push(error));
+  const pool = detector.watch(newPool(), { name: 'db' });
+  const conn = await pool.acquire();
+  t.teardown(() => pool.release(conn));
+  await settle();
+  t.same(unhandled, [], 'no unhandled rejection');
+  t.same(detector.leases()[0]!.context, {}, 'no labels');
+  t.match(
+    errors.map((error) => error.message).sort(),
+    [/the `context` function rejected: context lookup failed$/, /the `context` function returned a promise/],
+    'the rejection is said, beside the promise itself',
+  );
+});
+
+t.test('a thenable whose then() throws is surfaced like a throw', async (t) => {
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  const errors: Error[] = [];
+  detector.on('error', (error) => void errors.push(error));
+  detector.on('acquire', (() => ({
+    get then() {
+      throw new Error('then getter failed');
+    },
+  })) as never);
+  const pool = detector.watch(newPool(), { name: 'db' });
+  await t.resolves(async () => pool.release(await pool.acquire()), 'the acquire is untouched');
+  t.match(errors, [{ message: /'acquire' listener rejected: then getter failed$/ }]);
+});
+
+t.test("a request scope's async labels function that rejects warns once and the request goes on", async (t) => {
+  const clock = fakeClock(t);
+  const unhandled = unhandledRejections(t);
+  const warnings = captureWarnings(t);
+  const detector = createDetector({ leakThresholdMs: 60_000 });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(newPool(), { name: 'db' });
+  const leaks: LeakReport[] = [];
+  detector.on('leak', (report) => void leaks.push(report));
+  const kept: Conn[] = [];
+  t.teardown(() => Promise.all(kept.map((conn) => pool.release(conn))));
+  const listener = requestScope(
+    async (_req: IncomingMessage, res: ServerResponse) => {
+      kept.push(await pool.acquire());
+      res.end('ok');
+    },
+    {
+      labels: (async () => {
+        throw new Error('labels lookup failed');
+      }) as never,
+    },
+  );
+  const server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  const { port } = server.address() as AddressInfo;
+  for (let i = 0; i < 2; i++) {
+    const body = await new Promise<string>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: `/r/${i}`, headers: { 'x-request-id': `req-${i}` } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve(text));
+      })
+        .on('error', reject)
+        .end();
+    });
+    t.equal(body, 'ok', `request ${i} is served`);
+  }
+  await clock.tickAsync(0);
+  await settle();
+  t.same(unhandled, [], 'no unhandled rejection');
+  t.match(warnings, [{ code: 'POOLWATCH_LISTENER_ERROR', message: /the `labels` option of a request scope/ }], 'said once for two requests');
+  t.match(
+    leaks.map((report) => report.context),
+    [{ requestId: 'req-0' }, { requestId: 'req-1' }],
+    'and the leaks are still reported, with the default labels',
+  );
+});
