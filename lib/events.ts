@@ -1,5 +1,8 @@
 import { ListenerError, PoolwatchTypeError, codes, describe } from './errors.js';
-import { channels, type ChannelEvent } from './channels.js';
+import { channels, publish, type ChannelEvent } from './channels.js';
+import { onRejected } from './rejections.js';
+
+export { onRejected };
 import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
 import type { ExhaustedEvent } from './exhaustion.js';
@@ -50,7 +53,7 @@ export interface DetectorEvents {
   exhausted: [event: ExhaustedEvent];
   /** A lease past its threshold with a query in flight: slow, not leaked. Once per lease; it is a leak if it is idle later while still held. */
   slow: [lease: LeaseInfo];
-  /** A listener or `context` function threw; poolwatch went on. */
+  /** A listener, a `context` function or a subscriber of a poolwatch diagnostics channel threw or rejected; poolwatch went on. */
   error: [error: Error];
 }
 
@@ -82,21 +85,6 @@ function messageOf(error: unknown): string {
     return typeof message === 'string' ? message : String(error);
   } catch {
     return '(an error whose message cannot be read)';
-  }
-}
-
-/**
- * When `result` is a promise (or any thenable), hands its rejection to `handle` instead of
- * leaving it unhandled: what a user's async callback rejects with is surfaced like what a
- * sync one throws. A thenable whose `then` throws is handled the same way.
- */
-export function onRejected(result: unknown, handle: (error: unknown) => void): void {
-  if ((typeof result !== 'object' && typeof result !== 'function') || result === null) return;
-  try {
-    const then = (result as PromiseLike<unknown>).then;
-    if (typeof then === 'function') then.call(result, undefined, handle);
-  } catch (error) {
-    handle(error);
   }
 }
 
@@ -173,13 +161,7 @@ export class Emitter {
       }
     }
     const ch = channels[event];
-    if (ch.hasSubscribers) {
-      try {
-        ch.publish(payload);
-      } catch (error) {
-        this.surface(ch, `a '${channels[event].name as string}' subscriber threw`, error);
-      }
-    }
+    if (ch.hasSubscribers) publish(ch, payload, this);
   }
 
   /** Reports an error from user code without letting it reach the pool. */

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import diagnostics from 'node:diagnostics_channel';
 import { createPool, type Pool } from 'generic-pool';
 import { createDetector, type LeakReport } from '../lib/index.js';
 import { requestScope } from '../lib/integrations/http.js';
@@ -147,4 +148,40 @@ t.test("a request scope's async labels function that rejects warns once and the 
     [{ requestId: 'req-0' }, { requestId: 'req-1' }],
     'and the leaks are still reported, with the default labels',
   );
+});
+
+t.test("a diagnostics_channel subscriber that throws or rejects is surfaced to the detector's 'error' listeners, not thrown by Node", async (t) => {
+  const unhandled = unhandledRejections(t);
+  const uncaught: unknown[] = [];
+  // Node reports a throwing subscriber this way, on the next tick: collected so the process survives to tell.
+  const onUncaught = (error: unknown) => void uncaught.push(error);
+  process.prependListener('uncaughtException', onUncaught);
+  t.teardown(() => process.off('uncaughtException', onUncaught));
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  const errors: Error[] = [];
+  detector.on('error', (error) => void errors.push(error));
+  const throwing = () => {
+    throw new Error('subscriber threw');
+  };
+  const rejecting = async () => {
+    throw new Error('subscriber rejected');
+  };
+  const seen: unknown[] = [];
+  const plain = (message: unknown) => void seen.push(message);
+  for (const fn of [throwing, rejecting, plain]) {
+    diagnostics.subscribe('poolwatch:acquire', fn);
+    t.teardown(() => void diagnostics.unsubscribe('poolwatch:acquire', fn));
+  }
+  const pool = detector.watch(newPool(), { name: 'db' });
+  await pool.release(await pool.acquire());
+  await settle();
+  t.same(uncaught, [], 'no uncaught exception');
+  t.same(unhandled, [], 'no unhandled rejection');
+  t.equal(seen.length, 1, 'the other subscriber still gets the message');
+  t.match(
+    errors.map((error) => error.message).sort(),
+    [/'poolwatch:acquire' subscriber rejected: subscriber rejected$/, /'poolwatch:acquire' subscriber threw: subscriber threw$/],
+  );
+  t.ok(diagnostics.unsubscribe('poolwatch:acquire', plain), 'unsubscribe() finds a subscriber by the function given');
 });
