@@ -185,3 +185,63 @@ t.test("a diagnostics_channel subscriber that throws or rejects is surfaced to t
   );
   t.ok(diagnostics.unsubscribe('poolwatch:acquire', plain), 'unsubscribe() finds a subscriber by the function given');
 });
+
+t.test("a request scope's labels that throw as they are read are shown as unreadable; the request and its leak report go on", async (t) => {
+  const clock = fakeClock(t);
+  captureWarnings(t);
+  const detector = createDetector({ leakThresholdMs: 60_000 });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(newPool(), { name: 'db' });
+  const leaks: LeakReport[] = [];
+  detector.on('leak', (report) => void leaks.push(report));
+  const kept: Conn[] = [];
+  t.teardown(() => Promise.all(kept.map((conn) => pool.release(conn))));
+  const hostile = [
+    {
+      tenant: 't-1',
+      get user(): string {
+        throw new Error('getter failed');
+      },
+    },
+    new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('ownKeys failed');
+        },
+      },
+    ),
+  ];
+  let n = 0;
+  const server = createServer(
+    requestScope(
+      async (_req: IncomingMessage, res: ServerResponse) => {
+        kept.push(await pool.acquire());
+        res.end('ok');
+      },
+      { labels: () => hostile[n++]! },
+    ),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  const { port } = server.address() as AddressInfo;
+  for (let i = 0; i < hostile.length; i++) {
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: `/r/${i}`, headers: { 'x-request-id': `req-${i}` } }, (res) => {
+        res.resume().on('end', () => resolve(res.statusCode));
+      })
+        .on('error', reject)
+        .end();
+    });
+    t.equal(status, 200, `request ${i} is served`);
+  }
+  await clock.tickAsync(0);
+  t.match(
+    leaks.map((report) => report.context),
+    [
+      { requestId: 'req-0', tenant: 't-1', user: '[unreadable]' },
+      { requestId: 'req-1', labels: '[unreadable]' },
+    ],
+    'both leaks are reported, what could not be read shown as such',
+  );
+});

@@ -65,7 +65,14 @@ export function expectNoLeaks(detector?: Detector | ExpectNoLeaksOptions, option
     checkpoints.set(each, each.lastLeaseId);
   }
   if (reports.length === 0) return;
-  throw new LeakError(leakMessage(reports, name, color), reports);
+  let message: string;
+  try {
+    message = leakMessage(reports, name, color);
+  } catch {
+    // Whatever in a report could not be shown, the test still fails with a LeakError.
+    message = `${reports.length === 1 ? '1 connection' : `${reports.length} connections`} still leased after the test`;
+  }
+  throw new LeakError(message, reports);
 }
 
 function leakMessage(reports: readonly LeakReport[], name: string | undefined, color: boolean): string {
