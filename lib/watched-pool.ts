@@ -1,7 +1,6 @@
-import createDebug from 'debug';
 import { describe } from './errors.js';
 import { installAll } from './adapters/patch.js';
-import { enabledCheck } from './log.js';
+import { debugLogger, enabledCheck } from './log.js';
 import { now, toEpoch } from './clock.js';
 import { Lease, emptyLabels, leaseView, pending, open, closed, failed } from './lease.js';
 import { channels } from './channels.js';
@@ -21,9 +20,9 @@ import { manifest, probe, probeShapes, warnDegraded, type Capability, type Capab
 import { onRejected, type Emitter, type MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
 
-const logLease = createDebug('poolwatch:lease');
+const logLease = debugLogger('poolwatch:lease');
 const leaseLogging = enabledCheck(logLease);
-const logLeak = createDebug('poolwatch:leak');
+const logLeak = debugLogger('poolwatch:leak');
 const leakLogging = enabledCheck(logLeak);
 // A saturated pool reports who holds it at most this often.
 const exhaustedIntervalMs = 10_000;

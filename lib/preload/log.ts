@@ -2,11 +2,15 @@ import { subscribe } from 'node:diagnostics_channel';
 import { channelNames } from '../channels.js';
 import { jsonFields, reportedEvents, textFormatter } from '../log-format.js';
 import type { LogFormat } from './env.js';
+import { escapeJson, escapeLines } from '../escape.js';
 
-/** Text on stderr, ending its line; never a throw. */
+/**
+ * Text on stderr, ending its line; never a throw. Each line is escaped as one line (JSON
+ * lines, already escaped, pass unchanged): nothing the app's data holds reaches the terminal raw.
+ */
 export function write(text: string): void {
   try {
-    process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+    process.stderr.write(`${escapeLines((text.endsWith('\n') ? text.slice(0, -1) : text).split('\n'))}\n`);
   } catch {
     // A closed stderr must not break the app.
   }
@@ -26,7 +30,7 @@ export function startLog(format: LogFormat): void {
       format === 'json'
         ? (message) => {
             try {
-              write(JSON.stringify({ poolwatch: event, time: new Date().toISOString(), ...jsonFields(message) }));
+              write(escapeJson(JSON.stringify({ poolwatch: event, time: new Date().toISOString(), ...jsonFields(message) })));
             } catch {
               // A payload that cannot be serialised is skipped, never thrown into the pool.
             }

@@ -1,0 +1,123 @@
+// Text poolwatch writes carries text it did not choose: labels, request ids, queries, file
+// paths, test names. None of it may forge a line of its own (a fake `poolwatch: Connection
+// leak …`) or reach a terminal as a control sequence (ANSI escapes, BEL, the C1 CSI 0x9B,
+// NEL 0x85) or a bidi override that reorders what is shown.
+import t, { type Test } from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { format } from 'node:util';
+import createDebug from 'debug';
+import { createPool, type Pool } from 'generic-pool';
+import { createDetector, type ExhaustedEvent, type LeakReleasedEvent, type LeakReport, type MisuseEvent } from '../lib/index.js';
+import { expectNoLeaks } from '../lib/testing/index.js';
+import { formatLabels } from '../lib/report.js';
+import { textFormatter } from '../lib/log-format.js';
+import { fakeClock } from './helpers/clock.js';
+import { captureWarnings } from './helpers/warnings.js';
+
+/** A whole fake report line, as a label, header or query could carry it. */
+export const forgedLine = 'poolwatch: Connection leak in pool "forged": lease #999 held for 1 ms (threshold 1 ms), acquired at forged.js:1:1';
+/** Every kind of character that must not reach a terminal raw. */
+export const hostile = `ok\n${forgedLine}\r\n${forgedLine}\u0085${forgedLine}\u2028${forgedLine}\x1b[2J\x1b]0;owned\x07\x9b31m\u202Egnp.exe\u2066x\u2069\x7f\0`;
+/** Raw control characters (a newline aside, which separates lines) and bidi controls. */
+export const rawUnsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/** Asserts `text` writes no raw control or bidi character and no line of it starts a forged report. */
+export function assertSafe(t: Test, name: string, text: string | undefined): void {
+  t.type(text, 'string', `${name} is text`);
+  if (typeof text !== 'string') return;
+  const raw = rawUnsafe.exec(text);
+  t.equal(raw, null, `${name}: no raw control or bidi character${raw === null ? '' : ` (U+${raw[0].charCodeAt(0).toString(16).padStart(4, '0')})`}`);
+  const forged = text.split('\n').filter((line) => /^\s*poolwatch: Connection leak in pool "forged"/.test(line));
+  t.same(forged, [], `${name}: no line starts a forged report`);
+}
+
+type Conn = { id: number };
+let ids = 0;
+
+// An app file whose name and acquiring line hold escapes and a bidi override: a path and a code frame are text too.
+function hostileModule(t: Test): { take: (pool: Pool<Conn>) => Promise<Conn> } {
+  const dir = mkdtempSync(join(tmpdir(), 'poolwatch-forged-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'acquire-\x1b[31m\u202Eevil\x07.cjs');
+  writeFileSync(file, `// \x1b[2J\u202E\nexports.take = (pool) => pool.acquire(); // TAKES \x1b]0;owned\x07\u202Egnp\x9b31m\n`);
+  return require(file) as { take: (pool: Pool<Conn>) => Promise<Conn> };
+}
+
+t.test('a hostile label, test name, path and source line are escaped in every text poolwatch makes of a leak', async (t) => {
+  const clock = fakeClock(t);
+  captureWarnings(t);
+  const { take } = hostileModule(t);
+  const debugLines: string[] = [];
+  const debugLog = (createDebug as unknown as { log: (...args: unknown[]) => void }).log;
+  (createDebug as unknown as { log: (...args: unknown[]) => void }).log = (...args: unknown[]) => void debugLines.push(format(...args));
+  const namespaces = createDebug.disable();
+  createDebug.enable('poolwatch:*');
+  t.teardown(() => {
+    (createDebug as unknown as { log: unknown }).log = debugLog;
+    createDebug.enable(namespaces);
+  });
+
+  const detector = createDetector({ leakThresholdMs: 1_000, stacks: 'always', context: () => ({ note: hostile, [hostile]: 'key' }) });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max: 1, acquireTimeoutMillis: 5_000 }), { name: 'db' });
+  const text = textFormatter();
+  const leaks: LeakReport[] = [];
+  const released: LeakReleasedEvent[] = [];
+  const misuses: MisuseEvent[] = [];
+  const exhausted: ExhaustedEvent[] = [];
+  detector.on('leak', (report) => void leaks.push(report));
+  detector.on('leak-released', (event) => void released.push(event));
+  detector.on('misuse', (event) => void misuses.push(event));
+  detector.on('exhausted', (event) => void exhausted.push(event));
+
+  const conn = await detector.scope({ requestId: hostile }, () => take(pool));
+  await clock.tickAsync(1_000);
+  t.equal(leaks.length, 1, 'the leak is reported');
+  const report = leaks[0]!;
+  t.match(report.callSite, /acquire-\\x1B\[31m\\u202Eevil\\x07\.cjs:2:\d+$/, 'the path is shown escaped');
+  t.ok(String(report.context.requestId).startsWith(hostile.slice(0, 200)), 'the labels themselves are kept as given');
+  assertSafe(t, 'report.message', report.message);
+  assertSafe(t, 'report.format()', report.format());
+  t.match(report.format(), /> 2 \| exports\.take = .* \/\/ TAKES \\x1B\]0;owned\\x07\\u202Egnp\\x9B31m/, 'the source line is shown escaped');
+  assertSafe(t, 'report.stack', report.stack);
+  assertSafe(t, 'formatLabels()', formatLabels(report.context));
+  assertSafe(t, 'the text log of the leak', text('leak', report));
+
+  // A request waits past the pool's acquire timeout: the holders are named.
+  const waiting = pool.acquire().then(
+    () => undefined,
+    (error: Error) => error,
+  );
+  await clock.tickAsync(5_000);
+  const error = await waiting;
+  t.ok(exhausted.length > 0, 'the pool ran dry');
+  for (const event of exhausted) {
+    assertSafe(t, `the ${event.reason} event's message`, event.message);
+    assertSafe(t, `the text log of ${event.reason}`, text('exhausted', event));
+  }
+  t.match(error?.message, /Held by:/, "the pool's error names the holders");
+  assertSafe(t, "the pool's annotated error message", error?.message);
+
+  let failed: unknown;
+  try {
+    expectNoLeaks(detector, { name: hostile, color: false });
+  } catch (caught) {
+    failed = caught;
+  }
+  t.match(failed, { code: 'POOLWATCH_LEAK' });
+  assertSafe(t, "expectNoLeaks' message", (failed as Error).message);
+
+  await pool.release(conn);
+  await pool.release(conn).catch(() => undefined);
+  t.equal(released.length, 1);
+  assertSafe(t, 'the text log of leak-released', text('leak-released', released[0]!));
+  t.ok(misuses.length > 0, 'the second release is a misuse');
+  for (const event of misuses) {
+    assertSafe(t, 'a misuse message', event.message);
+    assertSafe(t, 'the text log of a misuse', text('misuse', event));
+  }
+  t.ok(debugLines.length > 0, 'debug lines were written');
+  for (const line of debugLines) assertSafe(t, 'a debug line', line);
+});
