@@ -3,7 +3,9 @@
 // leak …`) or reach a terminal as a control sequence (ANSI escapes, BEL, the C1 CSI 0x9B,
 // NEL 0x85) or a bidi override that reorders what is shown.
 import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { format } from 'node:util';
@@ -120,4 +122,64 @@ t.test('a hostile label, test name, path and source line are escaped in every te
   }
   t.ok(debugLines.length > 0, 'debug lines were written');
   for (const line of debugLines) assertSafe(t, 'a debug line', line);
+});
+
+// Under the preload, with its own request scopes: the header reaches the report as the requestId label.
+const root = join(__dirname, '..');
+const clean: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('POOLWATCH_') && key !== 'NODE_OPTIONS' && key !== 'DEBUG'));
+
+async function runHostileApp(t: Test, log: 'text' | 'json'): Promise<string> {
+  const child = spawn(process.execPath, ['-r', 'poolwatch/register', join(root, 'test', 'fixtures', 'register', 'hostile.cjs')], {
+    cwd: root,
+    env: { ...clean, POOLWATCH_LOG: log },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => void child.kill());
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  // Bytes as written: what a terminal would get.
+  child.stderr.setEncoding('latin1').on('data', (chunk: string) => (err += chunk));
+  const ended = new Promise((resolve) => child.on('close', resolve));
+  const until = async (done: () => boolean, what: string) => {
+    while (!done()) {
+      if (await Promise.race([ended.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 20))])) throw new Error(`the app ended before ${what}; stderr:\n${err}`);
+    }
+  };
+  await until(() => /^\d+\n/.test(out), 'it listened');
+  const port = Number(out.trim());
+  // Raw bytes: header values may carry obs-text (0x80-0xFF), which Node reads as latin1: NEL 0x85 and CSI 0x9B among them.
+  const header = Buffer.from(`r-1\x85${forgedLine}\x9b2J`, 'latin1');
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(Buffer.concat([Buffer.from('GET /orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-request-id: '), header, Buffer.from('\r\n\r\n')]));
+    });
+    socket.on('error', reject).on('close', () => resolve());
+    socket.resume();
+  });
+  const reports = log === 'text' ? /^  context: /gm : /"poolwatch":"leak"/g;
+  await until(() => (utf8(err).match(reports) ?? []).length >= 2, 'both leaks were reported');
+  return err;
+}
+
+const utf8 = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8');
+
+t.test('POOLWATCH_LOG=text under the preload: a hostile x-request-id header and scope label forge no line and write no raw control byte', async (t) => {
+  const bytes = await runHostileApp(t, 'text');
+  const text = utf8(bytes);
+  assertSafe(t, 'stderr', text);
+  t.notMatch(bytes, /\xc2[\x80-\x9f]/, 'no C1 control, as its UTF-8 bytes');
+  t.equal(text.split('\n').filter((line) => line.startsWith('poolwatch: Connection leak')).length, 2, `two reports, two report lines; stderr:\n${text}`);
+  t.match(text, /requestId=r-1\\x85poolwatch: Connection leak in pool "forged".*\\x9B2J/, 'the request id is shown, escaped');
+});
+
+t.test('POOLWATCH_LOG=json under the preload: the same app gives JSON lines that keep the values exactly, with no raw control or bidi character', async (t) => {
+  const text = utf8(await runHostileApp(t, 'json'));
+  t.notMatch(text, rawUnsafe, 'no raw control or bidi character');
+  const lines = text.split('\n').filter((line) => line.startsWith('{'));
+  const leaks = lines.map((line) => JSON.parse(line) as { poolwatch: string; context: Record<string, string> }).filter((line) => line.poolwatch === 'leak');
+  t.equal(leaks.length, 2);
+  const requestIds = leaks.map((leak) => leak.context.requestId).filter((id) => id !== undefined);
+  t.same(requestIds, [`r-1\x85${forgedLine}\x9b2J`], 'the header, exactly as Node read it');
+  t.ok(leaks.some((leak) => leak.context.note?.includes('\u202Egnp.exe')), 'the label, exactly as given');
 });
