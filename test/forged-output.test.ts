@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { format } from 'node:util';
 import createDebug from 'debug';
 import { createPool, type Pool } from 'generic-pool';
-import { createDetector, type ExhaustedEvent, type LeakReleasedEvent, type LeakReport, type MisuseEvent } from '../lib/index.js';
+import { createDetector, type ExhaustedEvent, type LeakReleasedEvent, type LeakReport, type LeaseInfo, type MisuseEvent } from '../lib/index.js';
 import { expectNoLeaks } from '../lib/testing/index.js';
 import { formatLabels } from '../lib/report.js';
 import { textFormatter } from '../lib/log-format.js';
 import { fakeClock } from './helpers/clock.js';
+import { mariadbConfig } from './helpers/mariadb.js';
 import { captureWarnings } from './helpers/warnings.js';
 
 /** A whole fake report line, as a label, header or query could carry it. */
@@ -182,4 +183,37 @@ t.test('POOLWATCH_LOG=json under the preload: the same app gives JSON lines that
   const requestIds = leaks.map((leak) => leak.context.requestId).filter((id) => id !== undefined);
   t.same(requestIds, [`r-1\x85${forgedLine}\x9b2J`], 'the header, exactly as Node read it');
   t.ok(leaks.some((leak) => leak.context.note?.includes('\u202Egnp.exe')), 'the label, exactly as given');
+});
+
+t.test('a hostile query (a quoted identifier keeps its characters) is escaped in the leak report, on a real mysql2 pool', async (t) => {
+  const config = mariadbConfig(t);
+  if (config === undefined) return;
+  const mysql = await import('mysql2/promise');
+  const detector = createDetector({ leakThresholdMs: 100, stacks: 'always' });
+  t.teardown(() => detector.close());
+  const pool = mysql.createPool({ ...config, connectionLimit: 2 });
+  t.teardown(() => pool.end());
+  detector.watch(pool, { name: 'mysql' });
+  const text = textFormatter();
+  const column = hostile.replace(/`/g, '').replace(/\0/g, '');
+  const leaked = new Promise<LeakReport>((resolve) => detector.once('leak', resolve));
+  const conn = await pool.getConnection();
+  t.teardown(() => conn.release());
+  await conn.query(`SELECT 1 AS \`${column.slice(0, 60)}\``);
+  const report = await leaked;
+  t.match(report.lastQuery, /\x1b|\n/, 'the query as the driver sent it, in the field');
+  t.match(report.format(), /last query: SELECT \? AS `ok\\npoolwatch: Connection leak/, 'shown escaped');
+  assertSafe(t, 'report.format()', report.format());
+  assertSafe(t, 'the text log of the leak', text('leak', report));
+});
+
+t.test('the one-line events of the text log stay one line whatever their fields hold', async (t) => {
+  const text = textFormatter();
+  const view = { pool: `db${hostile}`, leaseId: 1, acquiredAt: 0, waitedMs: 0, heldMs: 5_000, via: 'query', callSite: `src/${hostile}.js:1:1`, stack: undefined, context: { note: hostile }, activity: 'query', activitySince: 0, lastQuery: `SELECT "${hostile}"` } as unknown as LeaseInfo;
+  assertSafe(t, 'slow', text('slow', view));
+  const misuse = { kind: 'double-release', pool: `db${hostile}`, method: 'release', message: `release() ${hostile}`, callSite: `src/${hostile}.js:1:1`, lease: view } as MisuseEvent;
+  assertSafe(t, 'misuse', text('misuse', misuse));
+  const report = { callSite: `src/${hostile}.js:1:1`, pool: `db${hostile}`, leaseId: 2, heldMs: 1, occurrence: 2, format: () => 'unused' } as unknown as LeakReport;
+  assertSafe(t, 'a repeated leak', text('leak', report));
+  assertSafe(t, 'leak-released', text('leak-released', { pool: `db${hostile}`, leaseId: 2, heldMs: 1, report, lease: view } as LeakReleasedEvent));
 });
