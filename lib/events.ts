@@ -1,6 +1,7 @@
 import { ListenerError, PoolwatchTypeError, codes, describe } from './errors.js';
 import { channels, publish, type ChannelEvent } from './channels.js';
 import { onRejected } from './rejections.js';
+import { escapeLine } from './escape.js';
 
 export { onRejected };
 import type { LeaseInfo } from './lease.js';
@@ -78,11 +79,12 @@ function checkListener(event: unknown, listener: unknown): void {
   }
 }
 
-// What user code threw may be anything, even an object whose `message` getter throws.
+// What user code threw may be anything, even an object whose `message` getter throws; and
+// its message is one line of a warning: escaped, so it cannot forge lines of its own.
 function messageOf(error: unknown): string {
   try {
     const message: unknown = (error as Error)?.message;
-    return typeof message === 'string' ? message : String(error);
+    return escapeLine(typeof message === 'string' ? message : String(error));
   } catch {
     return '(an error whose message cannot be read)';
   }

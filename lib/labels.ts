@@ -1,4 +1,5 @@
 import { ListenerError } from './errors.js';
+import { escapeLine } from './escape.js';
 import type { Labels } from './options.js';
 
 // What a report, `leases()`, `snapshot()` or an event carries of a lease's labels: enough
@@ -33,7 +34,7 @@ function unreadable(error: unknown): void {
   saidUnreadable = true;
   let why: string;
   try {
-    why = String((error as Error)?.message ?? error);
+    why = escapeLine(String((error as Error)?.message ?? error));
   } catch {
     why = 'an error whose message cannot be read';
   }

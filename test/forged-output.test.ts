@@ -217,3 +217,24 @@ t.test('the one-line events of the text log stay one line whatever their fields 
   assertSafe(t, 'a repeated leak', text('leak', report));
   assertSafe(t, 'leak-released', text('leak-released', { pool: `db${hostile}`, leaseId: 2, heldMs: 1, report, lease: view } as LeakReleasedEvent));
 });
+
+t.test("an error a listener, a labels function or a label throws cannot forge a line of poolwatch's warning about it", async (t) => {
+  const warnings = captureWarnings(t);
+  const detector = createDetector({
+    context: () => ({
+      get user(): string {
+        throw new Error(hostile);
+      },
+    }),
+  });
+  t.teardown(() => detector.close());
+  detector.on('acquire', () => {
+    throw new Error(hostile);
+  });
+  const pool = detector.watch(createPool<Conn>({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max: 1 }), { name: 'db' });
+  await pool.release(await pool.acquire());
+  t.doesNotThrow(() => JSON.stringify(detector.leases()));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.ok(warnings.length > 0, 'the listener is said');
+  for (const warning of warnings) assertSafe(t, `the warning ${warning.name}`, warning.message);
+});

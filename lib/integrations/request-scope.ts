@@ -6,6 +6,7 @@ import type { Labels } from '../options.js';
 import { WatchedPool } from '../watched-pool.js';
 import { onRejected } from '../events.js';
 import { safeLabels } from '../labels.js';
+import { escapeLine } from '../escape.js';
 
 /**
  * Options of every request scope (`requestScope`, `expressScope`, `fastifyScope`,
@@ -125,7 +126,7 @@ function warnLabels<Req>(options: ResolvedRequestScope<Req>, what: string, error
   warned.add(options);
   let why: string;
   try {
-    why = String((error as Error)?.message ?? error);
+    why = escapeLine(String((error as Error)?.message ?? error));
   } catch {
     why = 'an error whose message cannot be read';
   }
