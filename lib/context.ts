@@ -48,11 +48,10 @@ export function openScope(labels: Labels, refresh?: RefreshLabels): Scope {
   // The caller's labels are read here, once and defensively (a getter or Proxy trap that
   // throws is shown as unreadable): a scope never throws into the app for its labels, and
   // its leases carry a copy nothing can change or make throw later.
-  const own = refresh === undefined ? safeLabels(labels) : labels;
-  let merged = own;
+  let merged = labels;
   if (parent !== undefined) {
     refreshLabels(parent);
-    merged = { ...parent.labels, ...own };
+    merged = { ...parent.labels, ...(refresh === undefined ? safeLabels(labels) : labels) };
   }
   return new Scope(refresh === undefined ? frozenLabels(merged) : merged, refresh);
 }
