@@ -20,14 +20,14 @@ import { mariadbConfig } from './helpers/mariadb.js';
 import { captureWarnings } from './helpers/warnings.js';
 
 /** A whole fake report line, as a label, header or query could carry it. */
-export const forgedLine = 'poolwatch: Connection leak in pool "forged": lease #999 held for 1 ms (threshold 1 ms), acquired at forged.js:1:1';
+const forgedLine = 'poolwatch: Connection leak in pool "forged": lease #999 held for 1 ms (threshold 1 ms), acquired at forged.js:1:1';
 /** Every kind of character that must not reach a terminal raw. */
-export const hostile = `ok\n${forgedLine}\r\n${forgedLine}\u0085${forgedLine}\u2028${forgedLine}\x1b[2J\x1b]0;owned\x07\x9b31m\u202Egnp.exe\u2066x\u2069\x7f\0`;
+const hostile = `ok\n${forgedLine}\r\n${forgedLine}\u0085${forgedLine}\u2028${forgedLine}\x1b[2J\x1b]0;owned\x07\x9b31m\u202Egnp.exe\u2066x\u2069\x7f\0`;
 /** Raw control characters (a newline aside, which separates lines) and bidi controls. */
-export const rawUnsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const rawUnsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** Asserts `text` writes no raw control or bidi character and no line of it starts a forged report. */
-export function assertSafe(t: Test, name: string, text: string | undefined): void {
+function assertSafe(t: Test, name: string, text: string | undefined): void {
   t.type(text, 'string', `${name} is text`);
   if (typeof text !== 'string') return;
   const raw = rawUnsafe.exec(text);
