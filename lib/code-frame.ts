@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { escapeLine } from './escape.js';
 
 const cache = new Map<string, readonly string[] | null>();
 
@@ -29,10 +30,12 @@ export function codeFrame(file: string, line: number, column: number, around = 2
   const width = String(last).length;
   const out: string[] = [];
   for (let n = first; n <= last; n++) {
-    const text = lines[n - 1]!.replace(/\t/g, '  ');
+    // A source line can hold raw escapes (a string literal with ESC or a bidi override): shown escaped, the marker moved to match.
+    const raw = lines[n - 1]!.replace(/\t/g, '  ');
+    const text = escapeLine(raw);
     const gutter = String(n).padStart(width);
     out.push(`${n === line ? '>' : ' '} ${gutter} | ${text}`.trimEnd());
-    if (n === line && column > 0) out.push(`  ${' '.repeat(width)} | ${' '.repeat(column - 1)}^`);
+    if (n === line && column > 0) out.push(`  ${' '.repeat(width)} | ${' '.repeat(escapeLine(raw.slice(0, column - 1)).length)}^`);
   }
   return out.join('\n');
 }

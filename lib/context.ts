@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Lease } from './lease.js';
 import type { Labels } from './options.js';
+import { frozenLabels, safeLabels } from './labels.js';
 
 /** Brings a scope's labels up to date; see {@link Scope.refresh}. */
 export type RefreshLabels = (labels: Record<string, unknown>) => void;
@@ -44,12 +45,24 @@ export function currentScope(): Scope | undefined {
 export function openScope(labels: Labels, refresh?: RefreshLabels): Scope {
   used = true;
   const parent = storage.getStore();
+  // The caller's labels are read here, once and defensively (a getter or Proxy trap that
+  // throws is shown as unreadable): a scope never throws into the app for its labels, and
+  // its leases carry a copy nothing can change or make throw later.
   let merged = labels;
   if (parent !== undefined) {
-    parent.refresh?.(parent.labels as Record<string, unknown>);
-    merged = { ...parent.labels, ...labels };
+    refreshLabels(parent);
+    merged = { ...parent.labels, ...(refresh === undefined ? safeLabels(labels) : labels) };
   }
-  return new Scope(refresh === undefined ? Object.freeze(merged) : merged, refresh);
+  return new Scope(refresh === undefined ? frozenLabels(merged) : merged, refresh);
+}
+
+// The route a framework learns while routing: its reader must not break an acquire.
+function refreshLabels(scope: Scope): void {
+  try {
+    scope.refresh?.(scope.labels as Record<string, unknown>);
+  } catch {
+    // The route stays what it was.
+  }
 }
 
 /** Runs `fn` with `scope` as the current scope, for it and the async work it starts. */
@@ -63,8 +76,8 @@ export function endScope(scope: Scope, onEnd: (scope: Scope) => void): void {
   scope.ended = true;
   const refresh = scope.refresh;
   if (refresh !== undefined) {
+    refreshLabels(scope);
     scope.refresh = undefined;
-    refresh(scope.labels as Record<string, unknown>);
     Object.freeze(scope.labels);
   }
   onEnd(scope);
@@ -105,7 +118,17 @@ export function runScope<R>(labels: Labels, fn: () => R, onEnd: (scope: Scope) =
  * the scope wins), and the active trace's ids. No allocation unless two give labels.
  */
 export function mergeLabels(own: Labels | undefined, scope: Scope | undefined, trace: Labels | undefined): Labels | undefined {
-  if (scope?.refresh !== undefined) scope.refresh(scope.labels as Record<string, unknown>);
+  if (scope?.refresh !== undefined) refreshLabels(scope);
+  try {
+    return merge(own, scope, trace);
+  } catch {
+    // The `context` function's labels threw as they were spread (a getter, a Proxy trap):
+    // read defensively instead. A try costs nothing on the path that does not throw.
+    return merge(safeLabels(own!), scope, trace);
+  }
+}
+
+function merge(own: Labels | undefined, scope: Scope | undefined, trace: Labels | undefined): Labels | undefined {
   const scoped = scope === undefined ? own : own === undefined ? scope.labels : { ...own, ...scope.labels };
   if (trace === undefined) return scoped;
   return scoped === undefined ? trace : { ...scoped, ...trace };

@@ -1,5 +1,9 @@
 import { ListenerError, PoolwatchTypeError, codes, describe } from './errors.js';
-import { channels, type ChannelEvent } from './channels.js';
+import { channels, publish, type ChannelEvent } from './channels.js';
+import { onRejected } from './rejections.js';
+import { escapeLine } from './escape.js';
+
+export { onRejected };
 import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
 import type { ExhaustedEvent } from './exhaustion.js';
@@ -51,16 +55,16 @@ export interface DetectorEvents {
   exhausted: [event: ExhaustedEvent];
   /** A lease past its threshold with a query in flight: slow, not leaked. Once per lease; it is a leak if it is idle later while still held. */
   slow: [lease: LeaseInfo];
-  /** A listener or `context` function threw; poolwatch went on. */
+  /** A listener, a `context` function or a subscriber of a poolwatch diagnostics channel threw or rejected; poolwatch went on. */
   error: [error: Error];
 }
 
 export type EventName = keyof DetectorEvents;
 type Listener<E extends EventName> = (...args: DetectorEvents[E]) => void;
-type AnyListener = (payload: never) => void;
+type AnyListener = (payload: never) => unknown;
 
 interface Once {
-  (payload: never): void;
+  (payload: never): unknown;
   listener: AnyListener;
 }
 
@@ -73,6 +77,17 @@ function checkListener(event: unknown, listener: unknown): void {
   }
   if (typeof listener !== 'function') {
     throw new PoolwatchTypeError(codes.invalidOption, `Expected the listener of '${event}' to be a function, got ${describe(listener)}.`);
+  }
+}
+
+// What user code threw may be anything, even an object whose `message` getter throws; and
+// its message is one line of a warning: escaped, so it cannot forge lines of its own.
+function messageOf(error: unknown): string {
+  try {
+    const message: unknown = (error as Error)?.message;
+    return escapeLine(typeof message === 'string' ? message : String(error));
+  } catch {
+    return '(an error whose message cannot be read)';
   }
 }
 
@@ -109,9 +124,10 @@ export class Emitter {
 
   once<E extends EventName>(event: E, listener: Listener<E>): this {
     checkListener(event, listener);
+    // Returns what the listener returns: a rejection of an async one is handled like any other's.
     const once = ((payload: never) => {
       this.off(event, listener);
-      (listener as AnyListener)(payload);
+      return (listener as AnyListener)(payload);
     }) as Once;
     once.listener = listener as AnyListener;
     return this.on(event, once as unknown as Listener<E>);
@@ -141,35 +157,27 @@ export class Emitter {
       for (const listener of list) {
         try {
           const result: unknown = listener(payload as never);
-          // An async listener's rejection is handled like a throw, not left unhandled.
-          if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-            (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.surface(listener, `a '${event}' listener rejected`, error));
-          }
+          if (result !== undefined) onRejected(result, (error) => this.surface(listener, `a '${event}' listener rejected`, error));
         } catch (error) {
           this.surface(listener, `a '${event}' listener threw`, error);
         }
       }
     }
     const ch = channels[event];
-    if (ch.hasSubscribers) {
-      try {
-        ch.publish(payload);
-      } catch (error) {
-        this.surface(ch, `a '${channels[event].name as string}' subscriber threw`, error);
-      }
-    }
+    if (ch.hasSubscribers) publish(ch, payload, this);
   }
 
   /** Reports an error from user code without letting it reach the pool. */
   surface(source: object, what: string, error: unknown): void {
-    const wrapped = new ListenerError(`poolwatch: ${what}: ${(error as Error)?.message ?? String(error)}`, error);
+    const wrapped = new ListenerError(`poolwatch: ${what}: ${messageOf(error)}`, error);
     const handlers = this.#listeners.get('error');
     if (handlers !== undefined) {
       for (const handler of handlers) {
         try {
-          handler(wrapped as never);
+          const result: unknown = handler(wrapped as never);
+          if (result !== undefined) onRejected(result, (inner) => this.#warn(handler, new ListenerError(`poolwatch: an 'error' listener rejected: ${messageOf(inner)}`, inner)));
         } catch (inner) {
-          this.#warn(handler, new ListenerError(`poolwatch: an 'error' listener threw: ${(inner as Error)?.message}`, inner));
+          this.#warn(handler, new ListenerError(`poolwatch: an 'error' listener threw: ${messageOf(inner)}`, inner));
         }
       }
       return;

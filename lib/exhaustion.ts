@@ -2,6 +2,7 @@ import { formatDuration, formatLabels } from './report.js';
 import type { Lease, LeaseInfo } from './lease.js';
 import type { Labels } from './options.js';
 import { safeLabels } from './labels.js';
+import { escapeLines } from './escape.js';
 import type { Activity } from './activity.js';
 
 /**
@@ -96,7 +97,11 @@ export function groupHolders(leases: readonly LeaseInfo[]): HolderGroup[] {
     }
     entry.count++;
     entry.oldestHeldMs = Math.max(entry.oldestHeldMs, Math.round(lease.heldMs));
-    if (entry.contexts.length < contextsShown && Object.keys(lease.context).length > 0) entry.contexts.push(safeLabels(lease.context));
+    if (entry.contexts.length < contextsShown) {
+      // Read through safeLabels only: the context function's own object may throw as it is read.
+      const labels = safeLabels(lease.context);
+      if (Object.keys(labels).length > 0) entry.contexts.push(labels);
+    }
     const activity = lease.activity;
     if (activity !== undefined) entry.activity[activity] = (entry.activity[activity] ?? 0) + 1;
     entry.lastQuery ??= lease.lastQuery;
@@ -170,7 +175,8 @@ export function describeExhaustion(
     verdict: judgement?.verdict,
     suggestedMax: judgement?.suggestedMax,
     cause: judgement?.cause,
-    message: lines.join('\n'),
+    // Each line escaped as one line: a label, a query or a driver's error cannot start a line of its own.
+    message: escapeLines(lines),
   });
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatDuration, formatLabels } from './report.js';
+import { escapeLines } from './escape.js';
 import type { PoolSizing } from './sizing.js';
 import type { HolderGroup, Verdict } from './exhaustion.js';
 import type { Activity } from './activity.js';
@@ -46,9 +47,14 @@ const inlineStyle = (css: string) => css.replace(/<\/(style)/gi, '<\\/$1');
 
 const htmlEscapes: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
-/** Text as HTML text or attribute value: `& < > " '` escaped. */
+// Text for a person to read on the page: a bidi override (U+202E…) would reorder what
+// follows it, a control character hide itself; both are shown as escapes. Line breaks are
+// kept: HTML folds them, and the tooltip shows them.
+const readable = (text: string) => escapeLines(text.split('\n'));
+
+/** Text as HTML text or attribute value: control and bidi characters made visible, `& < > " '` escaped. */
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => htmlEscapes[c]!);
+  return readable(text).replace(/[&<>"']/g, (c) => htmlEscapes[c]!);
 }
 
 /** JSON for a `<script type="application/json">`: `<` as `\u003c`, so `</script>` or `<!--` cannot end or bend it. */
@@ -146,7 +152,7 @@ function chartData(pool: PoolTimeline): ChartData {
     idle: hasIdle ? samples.map((s) => orNull(s.idle)) : null,
     waiting: samples.map((s) => orNull(s.waiting)),
     max: capacityOf(pool.capacity) ?? null,
-    marks: pool.marks.filter((m) => finite(m.at)).map((m) => ({ at: m.at / 1000, kind: m.kind, text: String(m.text), verdict: m.verdict ?? null })),
+    marks: pool.marks.filter((m) => finite(m.at)).map((m) => ({ at: m.at / 1000, kind: m.kind, text: readable(String(m.text)), verdict: m.verdict ?? null })),
   };
 }
 

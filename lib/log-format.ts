@@ -3,13 +3,16 @@ import type { LeakReleasedEvent, MisuseEvent } from './events.js';
 import type { ExhaustedEvent } from './exhaustion.js';
 import type { LeaseInfo } from './lease.js';
 import { formatDuration, type LeakReport } from './report.js';
+import { escapeLine, escapeLines } from './escape.js';
 
 /** The events poolwatch's logs show (the preload's POOLWATCH_LOG, and an attach): all but acquire, release and destroy. */
 export type ReportedEvent = Exclude<ChannelEvent, 'acquire' | 'release' | 'destroy'>;
 export const reportedEvents: readonly ReportedEvent[] = ['leak', 'leak-released', 'misuse', 'exhausted', 'slow'];
 
 // The one text of `POOLWATCH_LOG=text` and of an attach: the same message reads the same
-// whichever shows it.
+// whichever shows it. Every line is escaped as one line (escape.ts): a one-line event
+// stays one line whatever its pool name, path, query or message holds, and a report's
+// lines (escaped where they are made) carry no control character.
 
 // Repeats are shown at the 2nd, 4th, 8th… occurrence: a call site that leaks on every
 // request costs a log line per doubling, not one per request.
@@ -39,9 +42,9 @@ export function textFormatter(): TextFormatter {
       case 'leak': {
         const report = message as LeakReport;
         const n = report.occurrence;
-        if (n === 1) return report.format();
+        if (n === 1) return escapeLines(report.format().split('\n'));
         if (!isShownRepeat(n)) return undefined;
-        return (
+        return escapeLine(
           `poolwatch: ${n} leaks so far in pool "${report.pool}" from ${report.callSite ?? 'an unknown line'} (the first is shown above); ` +
           `the latest, lease #${report.leaseId}, held ${formatDuration(report.heldMs)}`
         );
@@ -51,23 +54,23 @@ export function textFormatter(): TextFormatter {
         const n = late.next(`${e.pool}\0${e.report.callSite}`);
         if (n !== 1 && !isShownRepeat(n)) return undefined;
         const repeat = n === 1 ? '' : ` (${n} so far from this line)`;
-        return `poolwatch: leaked lease #${e.leaseId} of pool "${e.pool}" came back after ${formatDuration(e.heldMs)}${repeat}: acquired at ${e.report.callSite ?? 'an unknown line'}`;
+        return escapeLine(`poolwatch: leaked lease #${e.leaseId} of pool "${e.pool}" came back after ${formatDuration(e.heldMs)}${repeat}: acquired at ${e.report.callSite ?? 'an unknown line'}`);
       }
       case 'misuse': {
         const e = message as MisuseEvent;
         const n = misuse.next(`${e.pool}\0${e.kind}\0${e.callSite}`);
         if (n !== 1 && !isShownRepeat(n)) return undefined;
-        return `poolwatch: ${e.message}${n === 1 ? '' : ` (${n} times so far from this line)`}`;
+        return escapeLine(`poolwatch: ${e.message}${n === 1 ? '' : ` (${n} times so far from this line)`}`);
       }
       case 'exhausted':
-        return (message as ExhaustedEvent).message;
+        return escapeLines((message as ExhaustedEvent).message.split('\n'));
       case 'slow': {
         const lease = message as LeaseInfo;
         const n = slow.next(`${lease.pool}\0${lease.callSite}`);
         if (n !== 1 && !isShownRepeat(n)) return undefined;
         const since = lease.activitySince === undefined ? '' : ` for ${formatDuration(Math.max(0, lease.acquiredAt + lease.heldMs - lease.activitySince))}`;
         const repeat = n === 1 ? '' : ` (${n} so far from this line)`;
-        return (
+        return escapeLine(
           `poolwatch: slow, not leaked: lease #${lease.leaseId} of pool "${lease.pool}", held ${formatDuration(lease.heldMs)}, has been running a query${since}${repeat}; ` +
           `acquired at ${lease.callSite ?? 'an unknown line'}${lease.lastQuery === undefined ? '' : `; query: ${lease.lastQuery}`}`
         );

@@ -1,4 +1,5 @@
 import createDebug, { type Debugger } from 'debug';
+import { escapeLine } from './escape.js';
 
 // debug.enable() stores the namespaces it was given here: an untyped but long-standing field.
 const settings = createDebug as unknown as { namespaces?: string };
@@ -18,4 +19,19 @@ export function enabledCheck(log: Debugger): () => boolean {
     }
     return enabled;
   };
+}
+
+/**
+ * A debug logger for `namespace` whose string arguments are escaped as one line each
+ * (escape.ts): a pool name, a path or a query in a debug line cannot forge another line or
+ * reach the terminal as an escape sequence. debug's own prefix and colours are untouched.
+ */
+export function debugLogger(namespace: string): Debugger {
+  const logger = createDebug(namespace);
+  // debug calls `logger.log` (else its own `createDebug.log`) with the format and the %s/%d arguments still apart.
+  logger.log = function (this: unknown, ...args: unknown[]) {
+    for (let i = 1; i < args.length; i++) if (typeof args[i] === 'string') args[i] = escapeLine(args[i] as string);
+    return (createDebug as unknown as { log: (...args: unknown[]) => unknown }).log.apply(this, args);
+  };
+  return logger;
 }

@@ -1,4 +1,5 @@
 import { formatDuration, formatLabels, type FormatOptions, type LeakReport } from './report.js';
+import { escapeLine } from './escape.js';
 
 /** Leak reports of one pool from one call site: what a person fixes once. */
 export interface ReportGroup {
@@ -50,7 +51,7 @@ export function groupHeadline(group: ReportGroup): string {
   const what = count === 1 ? '1 lease' : `${count} leases`;
   const where = group.callSite === undefined ? 'from an unknown line (no stack captured)' : `from ${fileAndLine(group.callSite)}`;
   const held = count === 1 ? `held ${formatDuration(group.oldestHeldMs)}` : `oldest held ${formatDuration(group.oldestHeldMs)}`;
-  return `${what} ${where} in pool "${group.pool}", ${held}`;
+  return escapeLine(`${what} ${where} in pool "${group.pool}", ${held}`);
 }
 
 const ansi = {

@@ -4,6 +4,7 @@ import { formatFrame } from './stack.js';
 import type { Lease } from './lease.js';
 import type { Labels, StackPolicy } from './options.js';
 import { frozenLabels, safeLabels } from './labels.js';
+import { escapeLine, escapeLines } from './escape.js';
 import type { Activity } from './activity.js';
 
 /** Why a lease counts as leaked. */
@@ -25,11 +26,11 @@ export function formatDuration(ms: number): string {
   return `${minutes} min ${Math.round((ms - minutes * 60_000) / 1000)} s`;
 }
 
-/** Labels as people read them: `route=GET /users requestId=r-7`, or `(none)`. */
+/** Labels as people read them, on one line: `route=GET /users requestId=r-7`, or `(none)`. Control characters in them are escaped. */
 export function formatLabels(labels: Labels): string {
   const entries = Object.entries(safeLabels(labels));
   if (entries.length === 0) return '(none)';
-  return entries.map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' ');
+  return escapeLine(entries.map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`).join(' '));
 }
 
 /** What a lease's activity means, as a report says it. */
@@ -38,7 +39,7 @@ export function describeActivity(activity: Activity | undefined, sinceMs: number
   const since = sinceMs === undefined ? '' : ` for ${formatDuration(sinceMs)}`;
   const what =
     activity === 'query' ? `running a query${since}` : activity === 'idle' ? `idle${since}` : activity === 'listening' ? `listening for notifications${since}` : `idle in an open transaction${since}`;
-  return lastQuery === undefined ? what : `${what}; last query: ${lastQuery}`;
+  return lastQuery === undefined ? what : `${what}; last query: ${escapeLine(lastQuery)}`;
 }
 
 const whyNoStack: Record<StackPolicy, string> = {
@@ -98,7 +99,8 @@ export class LeakReport extends Error {
     // The strongest sign of a leak comes first: a transaction left open holds its locks too.
     const activityMs = lease.follow === null ? 0 : Math.max(0, lease.acquiredMono + heldMs - Math.max(lease.follow.sinceMono, lease.acquiredMono));
     const first = activity === 'idle-in-transaction' ? ` (idle in an open transaction for ${formatDuration(activityMs)})` : '';
-    super(`Connection leak in pool "${lease.pool}"${first}: lease #${lease.leaseId} ${what}${where}`);
+    // One line, whatever the pool's name or the call site's path holds.
+    super(escapeLine(`Connection leak in pool "${lease.pool}"${first}: lease #${lease.leaseId} ${what}${where}`));
     this.activity = activity;
     this.activitySince = activitySince;
     this.lastQuery = lease.lastQuery;
@@ -133,7 +135,7 @@ export class LeakReport extends Error {
       out.push(`  ${whyNoStack[lease.watched.stacks]}`);
     } else if (withCode) {
       const frame = codeFrame(site.file!, site.line, site.column);
-      if (frame !== undefined) out.push('', frame.replace(/^/gm, '    '), '');
+      if (frame !== undefined) out.push('', ...frame.split('\n').map((line) => `    ${line}`), '');
     }
     for (const frame of frames.slice(0, frameCount)) {
       out.push(`    ${formatFrame(frame)}`);
@@ -144,7 +146,8 @@ export class LeakReport extends Error {
     if (this.via === 'lease') out.push(`  lease(): ${this.kind === 'collected' ? 'its handle was dropped while open, so nothing can give the connection back' : 'give it back with its handle (release()), or declare it with `await using`, or pass lease() a function'}`);
     out.push(`  context: ${formatLabels(this.context)}`);
     out.push(`  waited ${formatDuration(this.waitedMs)} for the connection; acquired ${new Date(this.acquiredAt).toISOString()}`);
-    return out.join('\n');
+    // Each line escaped as one line: nothing in a label, a query or a path can start a line of its own.
+    return escapeLines(out);
   }
 
   toJSON(): object {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { findSourceMap } from 'node:module';
 import { relative, isAbsolute, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { escapeLine } from './escape.js';
 
 /** Holds a captured stack; `stack` is formatted by V8 only when first read. */
 export class Trace {
@@ -69,9 +70,10 @@ function toPath(location: string): string {
 
 function parseFrame(text: string): Frame {
   const match = framePattern.exec(text);
-  if (match === null) return { text: text.trim(), fn: '', file: undefined, line: 0, column: 0 };
+  // What is shown (text, fn) is escaped: a function or file name can carry terminal escapes. The file stays as it is, to be read.
+  if (match === null) return { text: escapeLine(text.trim()), fn: '', file: undefined, line: 0, column: 0 };
   const [, fn = '', location, line, column] = match;
-  return { text: text.trim(), fn, file: toPath(location!), line: Number(line), column: Number(column) };
+  return { text: escapeLine(text.trim()), fn: escapeLine(fn), file: toPath(location!), line: Number(line), column: Number(column) };
 }
 
 function isInternal(frame: Frame): boolean {
@@ -79,10 +81,10 @@ function isInternal(frame: Frame): boolean {
   return file === undefined || file.startsWith('node:') || file.startsWith('internal/') || !isAbsolute(file);
 }
 
-/** Shows a file path relative to cwd when it is under it. */
+/** Shows a file path relative to cwd when it is under it, as one line of text (control characters escaped). */
 export function displayPath(file: string): string {
   const cwd = process.cwd() + sep;
-  return file.startsWith(cwd) ? relative(cwd, file) : file;
+  return escapeLine(file.startsWith(cwd) ? relative(cwd, file) : file);
 }
 
 /** Matches frames of the given npm packages, e.g. `['generic-pool']`. */

@@ -1,7 +1,6 @@
-import createDebug from 'debug';
 import { describe } from './errors.js';
 import { installAll } from './adapters/patch.js';
-import { enabledCheck } from './log.js';
+import { debugLogger, enabledCheck } from './log.js';
 import { now, toEpoch } from './clock.js';
 import { Lease, emptyLabels, leaseView, pending, open, closed, failed } from './lease.js';
 import { channels } from './channels.js';
@@ -19,12 +18,12 @@ import { describeExhaustion, groupHolders, nameHolders, type ExhaustedEvent, typ
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
 import { warn } from './warn.js';
-import type { Emitter, MisuseKind } from './events.js';
+import { onRejected, type Emitter, type MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
 
-const logLease = createDebug('poolwatch:lease');
+const logLease = debugLogger('poolwatch:lease');
 const leaseLogging = enabledCheck(logLease);
-const logLeak = createDebug('poolwatch:leak');
+const logLeak = debugLogger('poolwatch:leak');
 const leakLogging = enabledCheck(logLeak);
 // A saturated pool reports who holds it at most this often.
 const exhaustedIntervalMs = 10_000;
@@ -724,6 +723,7 @@ export class WatchedPool implements Tracker {
       if (labels === undefined || labels === null) return undefined;
       if (typeof labels === 'object' && !Array.isArray(labels) && !(labels instanceof Map) && typeof (labels as PromiseLike<unknown>).then !== 'function') return labels as Labels;
       // A promise (an async context function) or a Map has no labels to read: say so once, not per acquire.
+      onRejected(labels, (error) => this.host.emitter.surface(context, 'the `context` function rejected', error));
       if (!this.#contextRefused) {
         this.#contextRefused = true;
         const what = labels instanceof Map ? 'a Map' : typeof (labels as PromiseLike<unknown>).then === 'function' ? 'a promise (it must not be async)' : describe(labels);

@@ -132,6 +132,7 @@ t.test('labels that cannot be serialised render placeholders in format(), JSON, 
     huge: 'x'.repeat(5 * 1024 * 1024),
     plain: 'req-7',
   };
+  const warnings = captureWarnings(t);
   const detector = createDetector({ leakThresholdMs: 600_000 });
   t.teardown(() => detector.close());
   const pool = detector.watch(newPool(), { name: 'db' });
@@ -156,7 +157,96 @@ t.test('labels that cannot be serialised render placeholders in format(), JSON, 
   t.doesNotThrow(() => JSON.stringify(detector.leases()), 'leases() serialises');
   t.throws(() => expectNoLeaks(detector), { code: 'POOLWATCH_LEAK', message: /plain=req-7/ }, 'expectNoLeaks names the leak instead of throwing on its labels');
   await pool.release(conn);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.match(warnings, [{ code: 'POOLWATCH_LISTENER_ERROR', message: /a label could not be read \(getter failed\)/ }], 'the unreadable label is said once');
 });
+
+// Labels whose very reading throws: a getter, a toJSON, a Proxy whose traps throw.
+const throwingGetter = () => ({
+  requestId: 'r-getter',
+  get user(): string {
+    throw new Error('getter failed');
+  },
+});
+const throwingToJson = () => ({
+  requestId: 'r-tojson',
+  payload: {
+    toJSON() {
+      throw new Error('toJSON failed');
+    },
+  },
+  toJSON() {
+    throw new Error('labels toJSON failed');
+  },
+});
+const throwingProxy = () =>
+  new Proxy(
+    { requestId: 'r-proxy' },
+    {
+      ownKeys() {
+        throw new Error('ownKeys failed');
+      },
+      getOwnPropertyDescriptor() {
+        throw new Error('getOwnPropertyDescriptor failed');
+      },
+      preventExtensions() {
+        throw new Error('preventExtensions failed');
+      },
+    },
+  );
+
+for (const [what, make] of [
+  ['a throwing getter', throwingGetter],
+  ['a toJSON that throws', throwingToJson],
+  ['a Proxy whose ownKeys throws', throwingProxy],
+] as const) {
+  for (const from of ['context', 'scope', 'context and scope'] as const) {
+    t.test(`labels with ${what}, from ${from}: the leak is reported, serialised and failed by expectNoLeaks`, async (t) => {
+      const clock = fakeClock(t);
+      captureWarnings(t);
+      const detector = createDetector({ leakThresholdMs: 1_000, ...(from === 'scope' ? {} : { context: make }) });
+      t.teardown(() => detector.close());
+      const pool = detector.watch(newPool(), { name: 'db' });
+      const leaks: LeakReport[] = [];
+      detector.on('leak', (report) => void leaks.push(report));
+      const views: LeaseInfo[] = [];
+      detector.on('acquire', (view) => void views.push(view));
+      const errors: Error[] = [];
+      detector.on('error', (error) => void errors.push(error));
+      let conn: Conn | undefined;
+      const take = async () => {
+        conn = await pool.acquire();
+        return 'done';
+      };
+      const result = from === 'context' ? await take() : await detector.scope(make() as Record<string, unknown>, take);
+      t.equal(result, 'done', 'the app runs as without poolwatch');
+      t.teardown(() => pool.release(conn!));
+      t.equal(views.length, 1, 'the acquire was seen');
+      t.doesNotThrow(() => JSON.stringify(views[0]), 'its view serialises');
+      t.doesNotThrow(() => JSON.stringify(detector.leases()), 'leases() serialises');
+      t.doesNotThrow(() => JSON.stringify(detector.snapshot()), 'snapshot() serialises');
+      await clock.tickAsync(1_000);
+      t.equal(leaks.length, 1, 'the leak is reported');
+      const report = leaks[0]!;
+      let json = '';
+      t.doesNotThrow(() => (json = JSON.stringify(report)), 'JSON.stringify(report) does not throw');
+      t.match(JSON.parse(json), { code: 'POOLWATCH_LEAK', pool: 'db' });
+      t.doesNotThrow(() => report.format(), 'format() does not throw');
+      t.match(report.format(), /context: .*\S/);
+      t.doesNotThrow(() => inspect(report), 'nor does util.inspect');
+      t.same(errors, [], 'poolwatch itself had nothing to surface');
+      const error = (() => {
+        try {
+          expectNoLeaks(detector);
+        } catch (caught) {
+          return caught;
+        }
+        return undefined;
+      })();
+      t.match(error, { name: 'LeakError', code: 'POOLWATCH_LEAK' }, 'expectNoLeaks throws its LeakError');
+    });
+  }
+}
 
 t.test('a context function that returns a promise or a Map is said once, and its labels left out', async (t) => {
   for (const [what, returned] of [

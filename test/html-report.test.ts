@@ -124,6 +124,24 @@ t.test('hostile text is escaped in the markup and in the JSON', async (t) => {
   t.equal(html.match(/<\/script>/g)?.length, 3);
 });
 
+t.test('control and bidi characters are shown as escapes, so an RTL override cannot reorder the page', async (t) => {
+  const bidi = 'evil\u202Egnp.exe\u2066x\u2069 \x1b[2J\x07\x9b31m\u0085';
+  const pool: PoolTimeline = {
+    ...ordersPool(),
+    name: `orders ${bidi}`,
+    marks: [{ at: start + 10_000, kind: 'leak', text: `leak: ${bidi}\nsecond line` }],
+    holders: [{ callSite: `src/${bidi}.ts:1:1`, count: 1, oldestHeldMs: 20_000, contexts: [{ tenant: bidi }], activity: { idle: 1 }, lastQuery: `SELECT "${bidi}"` }],
+  };
+  const html = renderReport({ title: `poolwatch ${bidi}`, generatedAt: start + 120_000, pools: [pool] });
+  // uPlot's own source is not text from the app: look at everything else.
+  const page = html.replace(/<script>[^]*?<\/script>/g, '');
+  t.notMatch(page, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, 'no raw control or bidi character in the page or its data');
+  t.match(page, 'evil\\u202Egnp.exe', 'the override is shown as an escape, in place');
+  const json = /<script type="application\/json" id="poolwatch-data">([^]*?)<\/script>/.exec(html)?.[1];
+  const parsed = JSON.parse(json!) as { pools: { marks: { text: string }[] }[] };
+  t.equal(parsed.pools[0]!.marks[0]!.text, 'leak: evil\\u202Egnp.exe\\u2066x\\u2069 \\x1B[2J\\x07\\x9B31m\\x85\nsecond line', "the tooltip's text is escaped too, its line break kept");
+});
+
 t.test('empty inputs render a note, never throw', async (t) => {
   const none = renderReport({ title: 'empty', generatedAt: start, pools: [] });
   t.match(none, 'No pool is watched');

@@ -1,4 +1,5 @@
 import { formatDuration, formatLabels } from '../report.js';
+import { escapeLines } from '../escape.js';
 import { describeGroupActivity, type HolderGroup } from '../exhaustion.js';
 
 /**
@@ -66,5 +67,6 @@ export function formatHolders(pools: readonly PoolHolders[]): string {
       out.push(pool.leased === undefined ? `  which connections are leased is unknown${pool.before.noAge === undefined ? '' : ` (${pool.before.noAge})`}` : '  no lease held');
     }
   }
-  return out.join('\n');
+  // Each line escaped as one line: a query, a label or a path from the target cannot start a line of its own.
+  return escapeLines(out);
 }

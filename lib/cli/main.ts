@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { AttachError } from '../attach/attach-error.js';
 import { attach, exitCodeOf, status, type AttachCommand, type Io } from './commands.js';
+import { escapeJson, escapeLines } from '../escape.js';
 
 const usage = `Usage:
   poolwatch attach <pid> [--threshold <ms>] [--for <seconds>] [--json] [--keep] [--port <port>] [--no-signal]
@@ -104,11 +105,16 @@ export function parse(args: readonly string[]): Parsed {
   };
 }
 
+// Text from the target (its labels, queries, paths, pool names) reaches this terminal: each
+// line is escaped as one line, or for JSON, what JSON.stringify leaves raw is \u-escaped.
+const asText = (text: string) => escapeLines(text.split('\n'));
+
 // A closed stdout (`| head`) must not turn into an uncaught error.
-function writer(stream: NodeJS.WriteStream): (line: string) => void {
+function writer(stream: NodeJS.WriteStream, escape: (text: string) => string = asText): (line: string) => void {
   stream.on('error', () => {});
   return (line) => {
-    stream.write(line.endsWith('\n') ? line : `${line}\n`);
+    const text = escape(line.endsWith('\n') ? line.slice(0, -1) : line);
+    stream.write(`${text}\n`);
   };
 }
 
@@ -136,7 +142,7 @@ export async function main(args: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const io: Io = { out: writer(process.stdout), err, stop: controller.signal };
+  const io: Io = { out: writer(process.stdout, parsed.json ? escapeJson : asText), err, stop: controller.signal };
   try {
     return parsed.command === 'status' ? await status(parsed, io) : await attach(parsed, io);
   } catch (error) {

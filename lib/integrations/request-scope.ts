@@ -5,6 +5,9 @@ import { ListenerError, PoolwatchTypeError, codes, describe } from '../errors.js
 import type { Labels } from '../options.js';
 import { WatchedPool } from '../watched-pool.js';
 import { warn } from '../warn.js';
+import { onRejected } from '../events.js';
+import { safeLabels } from '../labels.js';
+import { escapeLine } from '../escape.js';
 
 /**
  * Options of every request scope (`requestScope`, `expressScope`, `fastifyScope`,
@@ -15,8 +18,10 @@ export interface RequestScopeOptions<Req = IncomingMessage> {
   /**
    * Extra labels for the request's leases, merged over `method`, `route` and
    * `requestId` (a key of the same name wins). Called once per request, before the
-   * handler; if it throws, the request goes on with the default labels and the error
-   * is shown once as a process warning. Default none.
+   * handler; it must return its labels, not a promise of them. If it throws, rejects or
+   * returns no object, the request goes on with the default labels and that is shown
+   * once as a process warning; a label it cannot read is shown as `[unreadable]`.
+   * Default none.
    */
   labels?: (req: Req) => Labels | undefined | null;
   /** The incoming header whose value becomes `requestId`. Default `'x-request-id'`. */
@@ -117,19 +122,43 @@ const warned = new WeakSet<object>();
  */
 export type RouteLabel = string | RefreshLabels;
 
-function extraLabels<Req>(options: ResolvedRequestScope<Req>, req: Req): Labels | undefined {
+function warnLabels<Req>(options: ResolvedRequestScope<Req>, what: string, error: unknown): void {
+  if (warned.has(options)) return;
+  warned.add(options);
+  let why: string;
   try {
-    const extra = options.labels!(req);
-    if (extra === undefined || extra === null) return undefined;
-    if (typeof extra !== 'object' || Array.isArray(extra)) throw new TypeError(`it returned ${describe(extra)}, not an object of labels`);
-    return extra;
+    why = escapeLine(String((error as Error)?.message ?? error));
+  } catch {
+    why = 'an error whose message cannot be read';
+  }
+  warn(new ListenerError(`poolwatch: the \`labels\` option of a request scope ${what}: ${why}`, error));
+}
+
+function extraLabels<Req>(options: ResolvedRequestScope<Req>, req: Req): Labels | undefined {
+  let extra: unknown;
+  try {
+    extra = options.labels!(req);
   } catch (error) {
-    if (!warned.has(options)) {
-      warned.add(options);
-      warn(new ListenerError(`poolwatch: the \`labels\` option of a request scope threw: ${(error as Error)?.message ?? String(error)}`, error));
-    }
+    warnLabels(options, 'threw', error);
     return undefined;
   }
+  if (extra === undefined || extra === null) return undefined;
+  // An async labels function: its labels come too late for the request, and its rejection is said, not left unhandled.
+  onRejected(extra, (error) => warnLabels(options, 'rejected', error));
+  let refused: string | undefined;
+  try {
+    if (typeof extra !== 'object' || Array.isArray(extra)) refused = describe(extra);
+    else if (extra instanceof Map) refused = 'a Map';
+    else if (typeof (extra as PromiseLike<unknown>).then === 'function') refused = 'a promise (it must not be async)';
+  } catch {
+    refused = 'an object that cannot be read';
+  }
+  if (refused !== undefined) {
+    warnLabels(options, `returned ${refused}, not an object of labels; its labels are left out`, new TypeError('return a plain object such as { tenant }'));
+    return undefined;
+  }
+  // Read once, defensively: a getter or Proxy trap that throws is shown as unreadable, never thrown into the request.
+  return safeLabels(extra as Labels);
 }
 
 /**
@@ -156,7 +185,8 @@ export function runRequestScope<Req, R>(
     requestId: requestIdOf(raw, options.requestIdHeader),
   };
   if (live) (route as RefreshLabels)(labels);
-  if (extra !== undefined) for (const key in extra) if (Object.hasOwn(extra, key)) labels[key] = extra[key];
+  // Defined as own data: a label named `__proto__` stays a label.
+  if (extra !== undefined) for (const key of Object.keys(extra)) Object.defineProperty(labels, key, { value: extra[key], enumerable: true, writable: true, configurable: true });
   const scope = openScope(labels, live ? (route as RefreshLabels) : undefined);
   const graceMs = options.abortGraceMs;
   // Set once the client has gone while the handler may still hold connections.

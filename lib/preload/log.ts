@@ -3,14 +3,18 @@ import { channelNames } from '../channels.js';
 import { jsonFields, reportedEvents, textFormatter } from '../log-format.js';
 import { takeWarnings } from '../warn.js';
 import type { LogFormat } from './env.js';
+import { escapeJson, escapeLines } from '../escape.js';
 
 // POOLWATCH_LOG=json: everything poolwatch writes is a JSON line, its own lines too.
 let json = false;
 
-/** Text on stderr, ending its line; never a throw. */
+/**
+ * Text on stderr, ending its line; never a throw. Each line is escaped as one line (JSON
+ * lines, already escaped, pass unchanged): nothing the app's data holds reaches the terminal raw.
+ */
 export function write(text: string): void {
   try {
-    process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+    process.stderr.write(`${escapeLines((text.endsWith('\n') ? text.slice(0, -1) : text).split('\n'))}\n`);
   } catch {
     // A closed stderr must not break the app.
   }
@@ -18,7 +22,7 @@ export function write(text: string): void {
 
 function writeJson(event: string, fields: object): void {
   try {
-    write(JSON.stringify({ poolwatch: event, time: new Date().toISOString(), ...fields }));
+    write(escapeJson(JSON.stringify({ poolwatch: event, time: new Date().toISOString(), ...fields })));
   } catch {
     // A payload that cannot be serialised is skipped, never thrown into the pool.
   }

@@ -2,6 +2,7 @@ import { Detector, watchingDetectors } from '../detector.js';
 import { PoolwatchTypeError, codes, describe } from '../errors.js';
 import { formatReportGroups, groupReports, groupHeadline } from '../report-group.js';
 import type { LeakReport } from '../report.js';
+import { escapeLine } from '../escape.js';
 
 /** Options of {@link expectNoLeaks}. */
 export interface ExpectNoLeaksOptions {
@@ -65,13 +66,21 @@ export function expectNoLeaks(detector?: Detector | ExpectNoLeaksOptions, option
     checkpoints.set(each, each.lastLeaseId);
   }
   if (reports.length === 0) return;
-  throw new LeakError(leakMessage(reports, name, color), reports);
+  let message: string;
+  try {
+    message = leakMessage(reports, name, color);
+  } catch {
+    // Whatever in a report could not be shown, the test still fails with a LeakError.
+    message = `${reports.length === 1 ? '1 connection' : `${reports.length} connections`} still leased after the test`;
+  }
+  throw new LeakError(message, reports);
 }
 
 function leakMessage(reports: readonly LeakReport[], name: string | undefined, color: boolean): string {
   const groups = groupReports(reports);
   const count = reports.length === 1 ? '1 connection' : `${reports.length} connections`;
-  const after = name === undefined ? 'after the test' : `after test "${name}"`;
+  // A test's name is text poolwatch did not choose: one line, escaped.
+  const after = name === undefined ? 'after the test' : `after test "${escapeLine(name)}"`;
   const sites = groups.length === 1 ? groupHeadline(groups[0]!) : `${groups.length} call sites`;
   const headline = `${count} still leased ${after} (${sites})`;
   return `${headline}\n\n${formatReportGroups(reports, { color })}`;

@@ -210,6 +210,26 @@ t.test('attach --for ends by itself: holders, then detached', async (t) => {
   t.match(attach.stderr(), /its inspector is closed$/m);
 });
 
+t.test("attach prints a target's hostile query escaped: no forged line, no raw control or bidi character, in text and in --json", async (t) => {
+  const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort());
+  const unsafe = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+  const forged = /^\s*poolwatch: Connection leak in pool "+forged/m;
+  for (const json of [false, true]) {
+    const attach = poolwatch(t, process.execPath, ['attach', String(svc.pid), '--threshold', '200', '--for', '3', ...(json ? ['--json'] : [])]);
+    await attach.waitFor('stderr', /^poolwatch: attached to pid/m);
+    const held = await svc.request('/hold-hostile');
+    t.equal(held.body, "held", `status ${held.status}: ${held.body}`);
+    t.equal(await attach.exited, 0, attach.stderr());
+    const out = attach.stdout();
+    t.match(out, json ? /"poolwatch":"leak"/ : /^poolwatch: Connection leak in pool "pg"/m, `the leak is printed; stdout:\n${out}`);
+    t.notMatch(out, unsafe, `${json ? '--json' : 'text'}: no raw control or bidi character`);
+    t.notMatch(out, forged, `${json ? '--json' : 'text'}: no forged line`);
+    if (json) for (const line of out.trim().split('\n')) t.doesNotThrow(() => JSON.parse(line), 'each line is JSON');
+    else t.match(out, 'x\\npoolwatch: Connection leak in pool ""forged""', 'the query is shown, escaped');
+    await svc.request('/release-held');
+  }
+});
+
 t.test('status prints the holders once, watching nothing', async (t) => {
   const svc = await service(t, process.execPath, fixture('service.mjs'), await freePort());
   await svc.request('/hold');
