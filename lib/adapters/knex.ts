@@ -32,7 +32,7 @@ interface Client {
 interface Knex {
   client: Client;
   transaction: Function;
-  context?: { transaction?: Function };
+  context?: { transaction?: Function; withUserParams?: Function };
 }
 
 // Where the app built a query or opened a transaction, for the acquire knex makes later.
@@ -76,7 +76,6 @@ export const knex: BuiltinAdapter = {
   },
 
   install(target, tracker: Tracker) {
-    const client = (target as unknown as Knex).client;
     const traces = new WeakMap<object, Trace>();
     // What the runner or transaction now acquiring was made for, for the acquireConnection it calls synchronously.
     const slot = new Handoff<{ trace: Trace | undefined; via: string }>();
@@ -104,78 +103,118 @@ export const knex: BuiltinAdapter = {
       return slot.run<Promise<unknown>>({ trace: traces.get(this), via: 'transaction' }, Object.getPrototypeOf(this).acquireConnection, this, arguments);
     }
 
-    const context = (target as unknown as Knex).context;
-    const restores = [
-      // knex.transaction() (and transactionProvider()) run its context's: the capture is taken
-      // there, where both forms stand at the same depth below the app. Below it, the promise
-      // form runs client.transaction() two frames deeper (inside a `new Promise`) than the
-      // callback form, so a depth learnt from one would cut the other's stack short.
-      ...(typeof context?.transaction === 'function'
-        ? [
-            patchMethod<Function>(context, 'transaction', (original) =>
-              function transaction(this: unknown) {
-                return opening.run<unknown>(tracker.capture(transaction), original, this, arguments);
-              },
-            ),
-          ]
-        : []),
-      ...builderMethods.map((key) =>
-        patchMethod<() => object>(client, key, (original) =>
-          function build(this: Client) {
-            const builder = original.apply(this, arguments as unknown as []);
-            if (typeof builder === 'object' && builder !== null) {
-              const trace = tracker.capture(build);
-              if (trace !== null) traces.set(builder, trace);
-            }
-            return builder;
+    // The wrappers of one knex instance: the watched one, and each clone withUserParams() makes
+    // of it (knex's migrator runs on such a clone). A clone copies the client's enumerable own
+    // fields into a new client whose methods are the prototype's, and gets a context of its own,
+    // so neither carries these wrappers: each clone is wrapped as it is made, into the same pool.
+    const instrument = (instance: Knex): Array<() => void> => {
+      const client = instance.client;
+      const context = instance.context;
+      const restores = [
+        // knex.transaction() (and transactionProvider()) run its context's: the capture is taken
+        // there, where both forms stand at the same depth below the app. Below it, the promise
+        // form runs client.transaction() two frames deeper (inside a `new Promise`) than the
+        // callback form, so a depth learnt from one would cut the other's stack short.
+        ...(typeof context?.transaction === 'function'
+          ? [
+              patchMethod<Function>(context, 'transaction', (original) =>
+                function transaction(this: unknown) {
+                  return opening.run<unknown>(tracker.capture(transaction), original, this, arguments);
+                },
+              ),
+            ]
+          : []),
+        ...builderMethods.map((key) =>
+          patchMethod<() => object>(client, key, (original) =>
+            function build(this: Client) {
+              const builder = original.apply(this, arguments as unknown as []);
+              if (typeof builder === 'object' && builder !== null) {
+                const trace = tracker.capture(build);
+                if (trace !== null) traces.set(builder, trace);
+              }
+              return builder;
+            },
+          ),
+        ),
+        patchMethod<Client['runner']>(client, 'runner', (original) =>
+          function runner(this: Client, builder: object) {
+            const made = original.apply(this, arguments as unknown as [object]);
+            // An own method on this short-lived runner; the shared function allocates nothing per query.
+            if (typeof made?.ensureConnection === 'function') made.ensureConnection = ensureConnection;
+            return made;
           },
         ),
-      ),
-      patchMethod<Client['runner']>(client, 'runner', (original) =>
-        function runner(this: Client, builder: object) {
-          const made = original.apply(this, arguments as unknown as [object]);
-          // An own method on this short-lived runner; the shared function allocates nothing per query.
-          if (typeof made?.ensureConnection === 'function') made.ensureConnection = ensureConnection;
-          return made;
-        },
-      ),
-      patchMethod<Client['transaction']>(client, 'transaction', (original) =>
-        function transaction(this: Client) {
-          const trace = opening.waiting ? opening.take()! : tracker.capture(transaction);
-          const trx = original.apply(this, arguments as unknown as [unknown, unknown, unknown]);
-          // The constructor scheduled its acquire for a later microtask: there is still time to link it.
-          if (typeof trx?.acquireConnection === 'function') {
-            if (trace !== null) traces.set(trx, trace);
-            trx.acquireConnection = acquireTransactionConnection;
-          }
-          return trx;
-        },
-      ),
-      patchMethod<Client['acquireConnection']>(client, 'acquireConnection', (original) =>
-        function acquireConnection(this: Client) {
-          const made = slot.take();
-          // Not inside a runner or transaction: the app (or a plugin) called acquireConnection itself.
-          const via = made?.via ?? 'acquireConnection';
-          const trace = made?.trace;
-          const lease = trace === undefined ? tracker.begin(acquireConnection, via) : tracker.begin(acquireConnection, via, trace);
-          const promise = callAcquire<Promise<unknown>>(tracker, lease, original, this, arguments as unknown as []);
-          return followPromise(tracker, lease, promise, (connection) => handover(lease, connection, via)) as Promise<unknown>;
-        },
-      ),
-      patchMethod<Client['releaseConnection']>(client, 'releaseConnection', (original) =>
-        function releaseConnection(this: Client, connection: unknown) {
-          const stream = typeof connection === 'object' && connection !== null ? streamed.get(connection) : undefined;
-          if (stream === true) streamed.delete(connection as object);
-          else {
-            if (stream === false) streamed.set(connection as object, true);
-            tracker.end(connection, false, 'releaseConnection', releaseConnection);
-          }
-          return original.apply(this, arguments as unknown as [unknown]);
-        },
-      ),
-    ];
+        patchMethod<Client['transaction']>(client, 'transaction', (original) =>
+          function transaction(this: Client) {
+            const trace = opening.waiting ? opening.take()! : tracker.capture(transaction);
+            const trx = original.apply(this, arguments as unknown as [unknown, unknown, unknown]);
+            // The constructor scheduled its acquire for a later microtask: there is still time to link it.
+            if (typeof trx?.acquireConnection === 'function') {
+              if (trace !== null) traces.set(trx, trace);
+              trx.acquireConnection = acquireTransactionConnection;
+            }
+            return trx;
+          },
+        ),
+        patchMethod<Client['acquireConnection']>(client, 'acquireConnection', (original) =>
+          function acquireConnection(this: Client) {
+            const made = slot.take();
+            // Not inside a runner or transaction: the app (or a plugin) called acquireConnection itself.
+            const via = made?.via ?? 'acquireConnection';
+            const trace = made?.trace;
+            const lease = trace === undefined ? tracker.begin(acquireConnection, via) : tracker.begin(acquireConnection, via, trace);
+            const promise = callAcquire<Promise<unknown>>(tracker, lease, original, this, arguments as unknown as []);
+            return followPromise(tracker, lease, promise, (connection) => handover(lease, connection, via)) as Promise<unknown>;
+          },
+        ),
+        patchMethod<Client['releaseConnection']>(client, 'releaseConnection', (original) =>
+          function releaseConnection(this: Client, connection: unknown) {
+            const stream = typeof connection === 'object' && connection !== null ? streamed.get(connection) : undefined;
+            if (stream === true) streamed.delete(connection as object);
+            else {
+              if (stream === false) streamed.set(connection as object, true);
+              tracker.end(connection, false, 'releaseConnection', releaseConnection);
+            }
+            return original.apply(this, arguments as unknown as [unknown]);
+          },
+        ),
+      ];
+      if (typeof context?.withUserParams === 'function') {
+        restores.push(
+          patchMethod<Function>(context, 'withUserParams', (original) =>
+            function withUserParams(this: unknown) {
+              const clone: unknown = original.apply(this, arguments);
+              try {
+                const made = clone as Partial<Knex> | undefined;
+                if (typeof clone === 'function' && made?.client !== client && typeof made?.client?.acquireConnection === 'function') adopt(made as Knex);
+              } catch {
+                // A clone that cannot be wrapped runs unwatched; the app's call still succeeds.
+              }
+              return clone;
+            },
+          ),
+        );
+      }
+      return restores;
+    };
+    // Clones are held weakly: an app that makes one per request must not keep them all alive.
+    const clones = new Set<WeakRef<Knex>>();
+    const cloneRestores = new WeakMap<Knex, Array<() => void>>();
+    const collected = new FinalizationRegistry<WeakRef<Knex>>((ref) => clones.delete(ref));
+    function adopt(clone: Knex): void {
+      cloneRestores.set(clone, instrument(clone));
+      const ref = new WeakRef(clone);
+      clones.add(ref);
+      collected.register(clone, ref);
+    }
+    const restores = instrument(target as unknown as Knex);
     return () => {
       for (const restore of restores) restore();
+      for (const ref of clones) {
+        const clone = ref.deref();
+        for (const restore of (clone === undefined ? undefined : cloneRestores.get(clone)) ?? []) restore();
+      }
+      clones.clear();
     };
   },
 

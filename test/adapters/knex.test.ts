@@ -143,6 +143,25 @@ function behaviour(t: Test, client: Client, config: () => Promise<Connection | u
     t.same(detector.leases(), []);
   });
 
+  t.test("follows a withUserParams() clone (knex's migrator runs on one): its transaction is reported at its line, and unwatch restores it", async (t) => {
+    const db = open(t, client, connection);
+    const { detector } = watched(t, db, { leakThresholdMs: 50 });
+    const leaks: LeakReport[] = [];
+    detector.on('leak', (report) => leaks.push(report));
+    const clone = db.withUserParams({ tenant: 'a' });
+    const nested = clone.withUserParams({ tenant: 'b' });
+    t.same(await nested.raw('select 1 as one').then(() => detector.stats().knex!.acquired), 1);
+    const trx = await clone.transaction(); // CLONED
+    t.equal(detector.leases().length, 1, 'the clone shares the watched pool');
+    while (leaks.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.ok(leaks[0]!.callSite?.startsWith(site('// CLONED')), `callSite ${leaks[0]!.callSite}`);
+    await trx.rollback();
+    t.same(detector.leases(), []);
+    unwatch(db);
+    t.notOk(Object.hasOwn(clone.client, 'acquireConnection'), "the clone's client has its own methods back");
+    t.notOk(Object.hasOwn(nested.client, 'acquireConnection'), "the clone's clone too");
+  });
+
   t.test("shows a transaction's connection idle in its transaction, through the driver, with its last statement and no binding", async (t) => {
     const db = open(t, client, connection);
     const { detector } = watched(t, db);
