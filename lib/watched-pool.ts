@@ -15,7 +15,7 @@ import type { Activity } from './activity.js';
 import { fullDepth, captureTrace, libraryMatcher, originOf, type Origin, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
-import { describeExhaustion, groupHolders, nameHolders, type ExhaustedEvent, type ExhaustionReason, type HolderGroup, type Judgement } from './exhaustion.js';
+import { describeExhaustion, groupHolders, nameHolders, oneLine, type ExhaustedEvent, type ExhaustionReason, type HolderGroup, type Judgement } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
 import type { Emitter, MisuseKind } from './events.js';
@@ -176,6 +176,12 @@ export class WatchedPool implements Tracker {
   readonly timeline = new Timeline();
   /** Requests that found every connection leased and are still waiting, oldest first. */
   readonly #queued = new Set<Lease>();
+  /**
+   * Connections the pool had leased when watch() began (as under `poolwatch attach`), at
+   * most: poolwatch cannot see them come back, so it is read again from the pool whenever
+   * the pool looks full, and reaches 0 for good once they are all back.
+   */
+  #before = 0;
   readonly #hurtingWaitMs: number;
   /** Frames a call-site capture takes under 'auto': learnt from full captures, only ever grows. */
   #depth = shallowestDepth;
@@ -208,6 +214,7 @@ export class WatchedPool implements Tracker {
     const timeout = can.acquireTimeout ? adapter.acquireTimeoutMs?.(target) : undefined;
     this.#hurtingWaitMs = typeof timeout === 'number' && timeout > 0 ? Math.min(hurtingWaitMs, timeout / 2) : hurtingWaitMs;
     this.reclaimAfterMs = Infinity;
+    this.#before = this.#leasedByPool();
     this.#uninstall = installAll(() => adapter.install(target, this));
     // Said only once watch() has succeeded, and once per library version and capability.
     if (this.capabilities.degraded.length > 0) warnDegraded(name, this.capabilities);
@@ -297,7 +304,7 @@ export class WatchedPool implements Tracker {
     this.#waiting++;
     this.#load.requested(at);
     // Every connection is leased: this request will wait.
-    const queued = this.ledger.size >= this.capacity;
+    const queued = this.ledger.size + this.#before >= this.capacity && this.#poolFull();
     let trace = given ?? null;
     // Adapters take the short capture in their own wrapper (acquireWrapper); what is left
     // here is a full one under 'auto', which the pool learns from, or a caller without one.
@@ -440,12 +447,20 @@ export class WatchedPool implements Tracker {
       if (timedOut) this.#timeouts++;
       const at = now();
       const event = this.#exhaustion(timedOut ? 'timeout' : 'failed', at, at - lease.requestedMono, error, lease);
-      this.timeline.mark({ at: toEpoch(at), kind: 'timeout', text: event.message.split('\n')[0]!, verdict: event.verdict });
+      this.timeline.mark({ at: toEpoch(at), kind: 'timeout', text: oneLine(event.message), verdict: event.verdict });
       // The error is named whatever the rate limit: each one reaches some log line.
       nameHolders(error, event);
     } catch (failure) {
       this.host.emitter.surface(this, 'internal error naming the holders', failure);
     }
+  }
+
+  // Whether the pool is full, counting what it still holds from before watch(): read from the
+  // pool only while some of those may be held, and only when poolwatch's own count says full.
+  #poolFull(): boolean {
+    if (this.#before === 0) return true;
+    this.#before = Math.max(0, this.#leasedByPool() - this.ledger.size);
+    return this.ledger.size + this.#before >= this.capacity;
   }
 
   // A request found every connection leased: if it is still waiting when waiting starts to hurt, the holders are named.
@@ -497,8 +512,9 @@ export class WatchedPool implements Tracker {
     if (n === 0) {
       if (error === undefined) return undefined;
       // The pool counts connections leased that poolwatch never saw: taken before watch() (an
-      // attach mid-incident), not a database out of reach. No verdict rather than a wrong one.
-      if (this.#leasedByPool() > 0) return undefined;
+      // attach mid-incident). A timeout then is theirs, not a database out of reach: no verdict
+      // rather than a wrong one. A connect that failed is the database's, whoever holds the rest.
+      if (!isConnectFailure(error) && this.#leasedByPool() > 0) return undefined;
       const cause = (error as { cause?: unknown }).cause;
       return { verdict: 'unreachable', cause: isConnectFailure(cause) ? cause : error };
     }
@@ -528,7 +544,9 @@ export class WatchedPool implements Tracker {
   #exhaustion(reason: ExhaustionReason, at: number, longestWaitMs: number, error?: unknown, failing?: Lease): ExhaustedEvent {
     const capacity = this.capacity === Infinity ? undefined : this.capacity;
     const leases = [...this.ledger];
-    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, leases, this.#suppressed[reason], this.#judge(leases, at, error, failing));
+    // Leases the pool counts that poolwatch never saw: taken before watch() (as under `poolwatch attach`).
+    const before = Math.max(0, this.#leasedByPool() - leases.length);
+    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, leases, this.#suppressed[reason], this.#judge(leases, at, error, failing), before);
     if (at - this.#lastExhausted[reason] < exhaustedIntervalMs) {
       this.#suppressed[reason]++;
       return event;
@@ -924,7 +942,7 @@ export class WatchedPool implements Tracker {
     };
   }
 
-  // How many connections the pool itself counts as leased; 0 when it cannot say.
+  // How many connections the pool itself counts as leased (not those it is opening); 0 when it cannot say.
   #leasedByPool(): number {
     try {
       const leased = this.adapter.leased?.(this.target);

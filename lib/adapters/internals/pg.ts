@@ -8,6 +8,12 @@ import type { Internals } from './probe.js';
 export interface PgPoolInternals {
   readonly options?: { readonly max?: number; readonly connectionTimeoutMillis?: number };
   readonly idleCount?: number;
+  /**
+   * Every client the pool has made and not removed: those connecting too. pg-pool assigns
+   * `release` to a client the first time it hands it over, so one without is still being
+   * opened (or set up by the `onConnect` and `verify` hooks), not leased.
+   */
+  readonly _clients?: ReadonlyArray<{ readonly release?: unknown }>;
 }
 
 export const pgInternals: Internals<PgPoolInternals> = {
@@ -18,8 +24,22 @@ export const pgInternals: Internals<PgPoolInternals> = {
     { name: 'pool.options.max', serves: ['capacity'], present: (p) => typeof p.options?.max === 'number' },
     { name: 'pool.options', serves: ['acquireTimeout'], present: (p) => typeof p.options === 'object' && p.options !== null },
     { name: 'pool.idleCount', serves: ['idle'], present: (p) => typeof p.idleCount === 'number' },
+    { name: 'pool._clients', serves: ['exhaustion'], present: (p) => Array.isArray(p._clients) },
   ],
 };
 
 /** The message pg-pool rejects `connect()` with when `connectionTimeoutMillis` runs out. */
 export const timeoutMessage = 'timeout exceeded when trying to connect';
+
+/**
+ * How many clients pg-pool has handed over and not had back: its clients that were ever
+ * handed over, less the idle ones. Its public `totalCount` counts clients still connecting,
+ * which are nobody's: with a database out of reach, every client is one.
+ */
+export function leasedClients(pool: PgPoolInternals): number | undefined {
+  const clients = pool._clients;
+  if (!Array.isArray(clients) || typeof pool.idleCount !== 'number') return undefined;
+  let handed = 0;
+  for (const client of clients) if (typeof client?.release === 'function') handed++;
+  return Math.max(0, handed - pool.idleCount);
+}
