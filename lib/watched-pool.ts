@@ -139,6 +139,9 @@ export class WatchedPool implements Tracker {
   readonly #siteThresholds: ReadonlyArray<readonly [string, number]>;
   // Leaks so far per call site: a site that keeps leaking is logged with a count, not once per lease.
   readonly #leaksBySite = new Map<string | undefined, number>();
+  // Leases held to a limit other than the pool's threshold (extend(), a call site's own): set
+  // only on those rare paths, read only when a report or a slow lease says which limit applied.
+  readonly #limits = new WeakMap<Lease, number>();
   #active = true;
   #contextRefused = false;
   #lostSaid = false;
@@ -697,12 +700,13 @@ export class WatchedPool implements Tracker {
       lease.slow = true;
       const { emitter } = this.host;
       if (emitter.wanted('slow')) emitter.emit('slow', leaseView(lease));
-      this.timeline.mark({ at: toEpoch(at), kind: 'slow', text: `lease #${lease.leaseId} past its threshold in a query${lease.callSite === undefined ? '' : `, from ${lease.callSite}`}` });
-      if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold in a query: slow, not leaked (%s)', this.name, lease.leaseId, lease.lastQuery ?? 'query not shown');
+      const limit = formatDuration(this.limitOf(lease));
+      this.timeline.mark({ at: toEpoch(at), kind: 'slow', text: `lease #${lease.leaseId} past its threshold (${limit}) in a query${lease.callSite === undefined ? '' : `, from ${lease.callSite}`}` });
+      if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold (%s) in a query: slow, not leaked (%s)', this.name, lease.leaseId, limit, lease.lastQuery ?? 'query not shown');
     }
     lease.follow!.waiter = lease;
     // Looked at again when the query ends (wake), or after another threshold.
-    const again = at + this.thresholdMs;
+    const again = at + this.limitOf(lease);
     this.ledger.postpone(lease, again);
     return again;
   }
@@ -826,9 +830,19 @@ export class WatchedPool implements Tracker {
     if (rules.length === 0) return undefined;
     const site = lease.callSite;
     if (site === undefined) return undefined;
-    for (const [prefix, limit] of rules) if (site === prefix || site.startsWith(`${prefix}:`)) return limit;
+    for (const [prefix, limit] of rules) {
+      if (site !== prefix && !site.startsWith(`${prefix}:`)) continue;
+      // Asked as the lease reaches the pool's threshold: a shorter limit of its own has passed too, and the pool's applies.
+      if (limit > this.thresholdMs) this.#limits.set(lease, limit);
+      return limit;
+    }
     return undefined;
   };
+
+  /** The limit `lease` is held to: extend()'s, its call site's own, or the pool's threshold. */
+  limitOf(lease: Lease): number {
+    return this.#limits.get(lease) ?? this.thresholdMs;
+  }
 
   /** Lets `resource`'s lease be held `ms` more, from now, before it is a leak. */
   extend(resource: unknown, ms: number): boolean {
@@ -836,6 +850,7 @@ export class WatchedPool implements Tracker {
     if (lease === undefined || !this.#active) return false;
     const deadline = now() + ms;
     this.ledger.postpone(lease, deadline);
+    this.#limits.set(lease, deadline - lease.acquiredMono);
     if (deadline !== Infinity) this.host.schedule(deadline);
     return true;
   }
