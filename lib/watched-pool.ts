@@ -883,7 +883,10 @@ export class WatchedPool implements Tracker {
     lease.report = report;
     this.timeline.mark({ at: toEpoch(at), kind: kind === 'reclaimed' ? 'reclaimed' : 'leak', text: report.message });
     // A lease reported before and now taken back is one leak, reported twice.
-    if (count) this.#leaked++;
+    if (count) {
+      this.#leaked++;
+      this.#load.leaked(at);
+    }
     this.#sampler.alert();
     const { emitter } = this.host;
     if (this.#onLeak !== undefined) {
@@ -916,7 +919,10 @@ export class WatchedPool implements Tracker {
 
   /** The last minute's load and the size that serves it. */
   sizing(at: number): PoolSizing {
-    return this.#load.sizing(this.name, at, this.capacity);
+    let leakedOpen = 0;
+    // A scan, at sizing() only (a report, a scrape), never on the acquire path.
+    for (const lease of this.ledger) if (lease.report !== null) leakedOpen++;
+    return this.#load.sizing(this.name, at, this.capacity, leakedOpen);
   }
 
   stats(): PoolStats {
