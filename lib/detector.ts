@@ -34,6 +34,13 @@ export function watchingDetectors(): Detector[] {
   return [...watching];
 }
 
+/**
+ * `detector.stats()`: each watched pool's figures under its name. A position
+ * (`stats()[0]`) has nothing: its type is `never`, so using it is a type error. (A pool
+ * named with digits only is typed as a position: give pools names with a letter.)
+ */
+export type PoolStatsByName = { [name: string]: PoolStats; readonly [position: number]: never };
+
 /** What `detector.snapshot()` returns: plain data, ready for `JSON.stringify`. */
 export interface DetectorSnapshot {
   readonly takenAt: string;
@@ -316,9 +323,10 @@ export class Detector {
     return [...this.#pools.values()].map((watched) => Object.freeze(watched.sizing(at)));
   }
 
-  /** Figures per pool, by pool name. */
-  stats(): Record<string, PoolStats> {
-    return Object.fromEntries([...this.#pools.values()].map((watched) => [watched.name, watched.stats()]));
+  /** Figures per pool, by pool name: `stats().main`. */
+  stats(): PoolStatsByName {
+    // The cast: a pool whose name is all digits is there at run time, typed as a position.
+    return Object.fromEntries([...this.#pools.values()].map((watched) => [watched.name, watched.stats()])) as PoolStatsByName;
   }
 
   /** Unwatches every pool and stops the timer. */

@@ -130,18 +130,26 @@ export function describeExhaustion(
   leases: readonly Lease[],
   suppressed: number,
   judgement?: Judgement,
+  before = 0,
 ): ExhaustedEvent {
   const groups = groupHolders(leases);
-  const n = leases.length;
+  // What the pool itself counts as leased: poolwatch's leases and those taken before watch().
+  const n = leases.length + before;
   const size = capacity === undefined ? `${n} ${n === 1 ? 'connection' : 'connections'}` : `${n} of ${capacity} connections`;
   const waited = formatDuration(longestWaitMs);
+  // For a request that gave up or failed, its own wait: the others may have been served since.
+  const queue =
+    reason === 'saturated'
+      ? `${waiting} waiting, the longest for ${waited}`
+      : `${waiting} waiting; the request that ${reason === 'timeout' ? 'gave up' : 'failed'} had waited ${waited}`;
   const verdict = judgement?.verdict;
   let lines: string[];
   if (verdict === 'unreachable') {
     const what = reason === 'timeout' ? `gave up waiting for a connection after ${waited}` : 'could not give a connection';
     const cause = judgement!.cause as { message?: unknown; code?: unknown } | undefined;
     const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message.split('\n')[0]! : 'no connection could be opened';
-    lines = [`poolwatch: pool "${pool}" ${what}: the database is unreachable (${why}), not a leak: none of its connections is leased and it cannot open one; ${waiting} waiting.`];
+    const leased = n === 0 ? 'none of its connections is leased and' : `${n === 1 ? '1 connection' : `${n} connections`} leased before watch(), and`;
+    lines = [`poolwatch: pool "${pool}" ${what}: the database is unreachable (${why}), not a leak: ${leased} it cannot open one; ${waiting} waiting.`];
   } else {
     // The verdict closes the line, in words a responder acts on.
     const said =
@@ -152,7 +160,7 @@ export function describeExhaustion(
           : verdict === 'saturation'
             ? ` Too small for this load, not a leak: the holders are busy${judgement?.suggestedMax === undefined ? '' : `; about ${judgement.suggestedMax} connections would have served it (raise max, or shorten the work)`}.`
             : '';
-    lines = [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} leased, ${waiting} waiting, the longest for ${waited}.${said} Held by:`];
+    lines = [`poolwatch: pool "${pool}" ${reason === 'timeout' ? 'gave up waiting for a connection' : 'ran dry'}: ${size} leased, ${queue}.${said} Held by:`];
   }
   for (const g of groups) {
     const where = g.callSite ?? 'an unknown line (no stack captured)';
@@ -160,7 +168,10 @@ export function describeExhaustion(
     const contexts = g.contexts.length === 0 ? '' : `; e.g. ${g.contexts.map(formatLabels).join(' | ')}`;
     lines.push(`  ${leasesText} from ${where}, oldest held ${formatDuration(g.oldestHeldMs)}${describeGroupActivity(g)}${contexts}`);
   }
-  if (n === 0 && verdict !== 'unreachable') lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
+  if (verdict !== 'unreachable') {
+    if (before > 0) lines.push(`  ${before === 1 ? '1 lease' : `${before} leases`} taken before watch(): poolwatch cannot name their lines`);
+    else if (leases.length === 0) lines.push('  no lease poolwatch knows of (connections taken before watch(), or held by the pool itself)');
+  }
   // Frozen like every payload: one listener cannot change what the next one, or the error, shows.
   return Object.freeze({
     pool,
@@ -178,6 +189,12 @@ export function describeExhaustion(
     // Each line escaped as one line: a label, a query or a driver's error cannot start a line of its own.
     message: escapeLines(lines),
   });
+}
+
+/** An event's message on one line, its holders included: for a table of events, where a line ending in "Held by:" says nothing. */
+export function oneLine(message: string): string {
+  const [first = '', ...holders] = message.split('\n');
+  return holders.length === 0 ? first : `${first} ${holders.map((line) => line.trim()).join('; ')}`;
 }
 
 /**

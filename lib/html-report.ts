@@ -96,17 +96,46 @@ ${rows.join('\n')}
 </table>`;
 }
 
-// Past this many, the events table shows the latest only; the chart shows them all.
+// Past this many rows, the events table shows the latest only; the chart shows them all.
 const eventsShown = 200;
+
+type ReportMark = PoolTimeline['marks'][number];
+
+// What makes two events the same, for the table: kind, verdict and text with its counts,
+// durations and lease ids left out (a number after ':' stays: a call site's line and column).
+const sameKey = (m: ReportMark) => `${m.kind}\u0000${m.verdict ?? ''}\u0000${String(m.text).replace(/(?<![:\w.])\d+(?:\.\d+)?/g, '#')}`;
+
+interface MarkGroup {
+  readonly first: ReportMark;
+  last: ReportMark;
+  count: number;
+}
+
+/** Events that say the same again (a timeout flood, one line leaking in a loop) as one group each, in order of their first. */
+function groupMarks(marks: readonly ReportMark[]): MarkGroup[] {
+  const groups = new Map<string, MarkGroup>();
+  for (const m of marks) {
+    const key = sameKey(m);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, { first: m, last: m, count: 1 });
+    else {
+      group.last = m;
+      group.count++;
+    }
+  }
+  return [...groups.values()];
+}
 
 function eventsTable(marks: PoolTimeline['marks']): string {
   if (marks.length === 0) return '';
-  const shown = marks.slice(-eventsShown);
-  const rows = shown.map(
-    (m) =>
-      `<tr><td class="n">${utcTime(m.at)}</td><td><span class="key ${escapeHtml(m.kind)}"></span>${escapeHtml(markWords[m.kind] ?? String(m.kind))}</td><td>${m.verdict === undefined ? '' : escapeHtml(m.verdict)}</td><td>${escapeHtml(m.text)}</td></tr>`,
-  );
-  const more = marks.length > shown.length ? `<p class="note">The earliest ${marks.length - shown.length} events are left out; the chart marks them all.</p>` : '';
+  const groups = groupMarks(marks);
+  const shown = groups.slice(-eventsShown);
+  const rows = shown.map(({ first, last, count: times }) => {
+    const when = times === 1 ? utcTime(first.at) : `${utcTime(first.at)}–${utcTime(last.at)}`;
+    const repeats = times === 1 ? '' : ` <small>(×${times}; the latest shown)</small>`;
+    return `<tr><td class="n">${when}</td><td><span class="key ${escapeHtml(last.kind)}"></span>${escapeHtml(markWords[last.kind] ?? String(last.kind))}</td><td>${last.verdict === undefined ? '' : escapeHtml(last.verdict)}</td><td>${escapeHtml(last.text)}${repeats}</td></tr>`;
+  });
+  const more = groups.length > shown.length ? `<p class="note">The earliest ${groups.length - shown.length} kinds of event are left out; the chart marks them all.</p>` : '';
   return `<h3>Events (UTC)</h3>${more}
 <table class="events">
 <thead><tr><th>Time</th><th>Kind</th><th>Verdict</th><th>What</th></tr></thead>

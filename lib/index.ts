@@ -12,7 +12,7 @@ export type { DetectorEvents, EventName, MisuseEvent, MisuseKind, LeakReleasedEv
 export type { PoolStats } from './watched-pool.js';
 export type { PoolSizing } from './sizing.js';
 export type { Capability, CapabilityManifest, Lost } from './adapters/internals/probe.js';
-export type { DetectorSnapshot } from './detector.js';
+export type { DetectorSnapshot, PoolStatsByName } from './detector.js';
 export type { ExhaustedEvent, ExhaustionReason, HolderGroup, Verdict } from './exhaustion.js';
 export type { Activity } from './activity.js';
 export type { SummaryInfo } from './summary.js';

@@ -60,6 +60,7 @@ export class LeakReport extends Error {
   readonly leaseId: number;
   /** How long it had been held when reported. */
   readonly heldMs: number;
+  /** The limit this lease was held to: `extend()`'s or its call site's own (`callSiteThresholdsMs`), else the pool's `leakThresholdMs`. */
   readonly thresholdMs: number;
   /** Epoch ms when the pool handed the connection over. */
   readonly acquiredAt: number;
@@ -86,9 +87,11 @@ export class LeakReport extends Error {
   constructor(lease: Lease, kind: LeakKind, heldMs: number, occurrence = 1) {
     const how = lease.via === lease.watched.adapter.acquireMethod ? '' : ` by ${lease.via}()`;
     const where = lease.callSite === undefined ? how : `, acquired${how} at ${lease.callSite}`;
+    // The limit that applied to this lease: extend()'s or its call site's own, else the pool's.
+    const limitMs = lease.watched.limitOf(lease);
     const what =
       kind === 'threshold'
-        ? `held for ${formatDuration(heldMs)} (threshold ${formatDuration(lease.watched.thresholdMs)})`
+        ? `held for ${formatDuration(heldMs)} (threshold ${formatDuration(limitMs)})`
         : kind === 'scope-ended'
           ? `still held when its scope ended, after ${formatDuration(heldMs)}`
           : kind === 'reclaimed'
@@ -109,7 +112,7 @@ export class LeakReport extends Error {
     this.pool = lease.pool;
     this.leaseId = lease.leaseId;
     this.heldMs = Math.round(heldMs);
-    this.thresholdMs = lease.watched.thresholdMs;
+    this.thresholdMs = limitMs;
     this.acquiredAt = lease.acquiredAt;
     this.waitedMs = Math.round(lease.waitedMs);
     this.callSite = lease.callSite;

@@ -16,9 +16,13 @@ export interface PoolSizing {
   readonly peakWaiting: number;
   /** Little's law: acquires per second × mean held seconds, the connections the load keeps busy on average. */
   readonly neededConnections: number;
-  /** Connections that cover the p99 of that demand (acquires per second × p99 held seconds), with 25% headroom; undefined with no load to size. */
+  /**
+   * Connections that cover the p99 of that demand (acquires per second × p99 held seconds),
+   * with 25% headroom; undefined with no load to size, and for a pool that leaked in the
+   * window or holds a leaked lease: no size serves a leak (`reason` says so).
+   */
   readonly suggestedMax: number | undefined;
-  /** One sentence: why `suggestedMax`. */
+  /** One sentence: why `suggestedMax`, or why none. */
   readonly reason: string;
 }
 
@@ -33,11 +37,13 @@ class Slot {
   acquires = 0;
   peakOpen = 0;
   peakWaiting = 0;
+  leaks = 0;
   readonly held = new Summary();
 
   reset(start: number): void {
     this.start = start;
     this.acquires = 0;
+    this.leaks = 0;
     this.peakOpen = 0;
     this.peakWaiting = 0;
     this.held.clear();
@@ -90,11 +96,18 @@ export class LoadWindow {
     this.#at(at).held.add(heldMs);
   }
 
-  sizing(pool: string, at: number, capacity: number): PoolSizing {
+  // A lease reported as leaked: the window's sizing then says the leak, not a size.
+  leaked(at: number): void {
+    this.#at(at).leaks++;
+  }
+
+  /** The window's figures; `leakedOpen`: leases reported as leaked and still held now. */
+  sizing(pool: string, at: number, capacity: number, leakedOpen = 0): PoolSizing {
     const held = new Summary();
     let acquires = 0;
     let peakOpen = 0;
     let peakWaiting = 0;
+    let leaks = 0;
     // Where the counted slots begin; with none counted, the whole window was quiet.
     let from = at - sizingWindowMs;
     let counted = false;
@@ -104,6 +117,7 @@ export class LoadWindow {
       acquires += slot.acquires;
       peakOpen = Math.max(peakOpen, slot.peakOpen);
       peakWaiting = Math.max(peakWaiting, slot.peakWaiting);
+      leaks += slot.leaks;
       held.absorb(slot.held);
       from = counted ? Math.min(from, slot.start) : slot.start;
       counted = true;
@@ -117,7 +131,12 @@ export class LoadWindow {
     const seconds = Math.round(windowMs / 1000);
     let suggestedMax: number | undefined;
     let reason: string;
-    if (acquires === 0 || held.count === 0) {
+    if (leaks > 0 || leakedOpen > 0) {
+      // A leaked connection is held whatever the size: a bigger pool only runs dry later, and
+      // the demand seen is the requests that got through, not the load. No size is suggested.
+      const said = leaks > 0 ? `${leaks === 1 ? '1 lease' : `${leaks} leases`} leaked in the last ${seconds} s (${leakedOpen} still held)` : `${leakedOpen === 1 ? '1 leaked lease is' : `${leakedOpen} leaked leases are`} still held`;
+      reason = `${said}: a leak holds connections whatever the pool's size, so no max is suggested; fix the acquiring lines the leak reports name`;
+    } else if (acquires === 0 || held.count === 0) {
       reason = `no lease was ${acquires === 0 ? 'taken' : 'given back'} in the last ${seconds} s: there is no load to size the pool by`;
     } else {
       suggestedMax = Math.max(1, Math.ceil(demand * headroom));

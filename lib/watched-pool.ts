@@ -14,7 +14,7 @@ import type { Activity } from './activity.js';
 import { fullDepth, captureTrace, libraryMatcher, originOf, type Origin, type Trace } from './stack.js';
 import { currentScope, mergeLabels, type Scope } from './context.js';
 import { traceLabels } from './trace-ids.js';
-import { describeExhaustion, groupHolders, nameHolders, type ExhaustedEvent, type ExhaustionReason, type HolderGroup, type Judgement } from './exhaustion.js';
+import { describeExhaustion, groupHolders, nameHolders, oneLine, type ExhaustedEvent, type ExhaustionReason, type HolderGroup, type Judgement } from './exhaustion.js';
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
 import { warn } from './warn.js';
@@ -167,6 +167,9 @@ export class WatchedPool implements Tracker {
   readonly #siteThresholds: ReadonlyArray<readonly [string, number]>;
   // Leaks so far per call site: a site that keeps leaking is logged with a count, not once per lease.
   readonly #leaksBySite = new Map<string | undefined, number>();
+  // Leases held to a limit other than the pool's threshold (extend(), a call site's own): set
+  // only on those rare paths, read only when a report or a slow lease says which limit applied.
+  readonly #limits = new WeakMap<Lease, number>();
   #active = true;
   #contextRefused = false;
   #lostSaid = false;
@@ -206,6 +209,12 @@ export class WatchedPool implements Tracker {
   readonly timeline = new Timeline();
   /** Requests that found every connection leased and are still waiting, oldest first. */
   readonly #queued = new Set<Lease>();
+  /**
+   * Connections the pool had leased when watch() began (as under `poolwatch attach`), at
+   * most: poolwatch cannot see them come back, so it is read again from the pool whenever
+   * the pool looks full, and reaches 0 for good once they are all back.
+   */
+  #before = 0;
   readonly #hurtingWaitMs: number;
   readonly #routes = new Map<Function, Route>();
   readonly #otherRoutes = new Route();
@@ -238,6 +247,7 @@ export class WatchedPool implements Tracker {
     const timeout = can.acquireTimeout ? adapter.acquireTimeoutMs?.(target) : undefined;
     this.#hurtingWaitMs = typeof timeout === 'number' && timeout > 0 ? Math.min(hurtingWaitMs, timeout / 2) : hurtingWaitMs;
     this.reclaimAfterMs = Infinity;
+    this.#before = this.#leasedByPool();
     this.#uninstall = installAll(() => adapter.install(target, this));
     // Said only once watch() has succeeded, and once per library version and capability.
     if (this.capabilities.degraded.length > 0) warnDegraded(name, this.capabilities);
@@ -350,7 +360,7 @@ export class WatchedPool implements Tracker {
     this.#waiting++;
     this.#load.requested(at);
     // Every connection is leased: this request will wait.
-    const queued = this.ledger.size >= this.capacity;
+    const queued = this.ledger.size + this.#before >= this.capacity && this.#poolFull();
     let trace = given ?? null;
     // Adapters take the short capture in their own wrapper (acquireWrapper); what is left
     // here is a full one under 'auto', which the pool learns from, or a caller without one.
@@ -513,12 +523,20 @@ export class WatchedPool implements Tracker {
       if (timedOut) this.#timeouts++;
       const at = now();
       const event = this.#exhaustion(timedOut ? 'timeout' : 'failed', at, at - lease.requestedMono, error, lease);
-      this.timeline.mark({ at: toEpoch(at), kind: 'timeout', text: event.message.split('\n')[0]!, verdict: event.verdict });
+      this.timeline.mark({ at: toEpoch(at), kind: 'timeout', text: oneLine(event.message), verdict: event.verdict });
       // The error is named whatever the rate limit: each one reaches some log line.
       nameHolders(error, event);
     } catch (failure) {
       this.host.emitter.surface(this, 'internal error naming the holders', failure);
     }
+  }
+
+  // Whether the pool is full, counting what it still holds from before watch(): read from the
+  // pool only while some of those may be held, and only when poolwatch's own count says full.
+  #poolFull(): boolean {
+    if (this.#before === 0) return true;
+    this.#before = Math.max(0, this.#leasedByPool() - this.ledger.size);
+    return this.ledger.size + this.#before >= this.capacity;
   }
 
   // A request found every connection leased: if it is still waiting when waiting starts to hurt, the holders are named.
@@ -570,8 +588,9 @@ export class WatchedPool implements Tracker {
     if (n === 0) {
       if (error === undefined) return undefined;
       // The pool counts connections leased that poolwatch never saw: taken before watch() (an
-      // attach mid-incident), not a database out of reach. No verdict rather than a wrong one.
-      if (this.#leasedByPool() > 0) return undefined;
+      // attach mid-incident). A timeout then is theirs, not a database out of reach: no verdict
+      // rather than a wrong one. A connect that failed is the database's, whoever holds the rest.
+      if (!isConnectFailure(error) && this.#leasedByPool() > 0) return undefined;
       const cause = (error as { cause?: unknown }).cause;
       return { verdict: 'unreachable', cause: isConnectFailure(cause) ? cause : error };
     }
@@ -602,7 +621,9 @@ export class WatchedPool implements Tracker {
   #exhaustion(reason: ExhaustionReason, at: number, longestWaitMs: number, error?: unknown, failing?: Lease): ExhaustedEvent {
     const capacity = this.capacity === Infinity ? undefined : this.capacity;
     const leases = [...this.ledger];
-    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, leases, this.#suppressed[reason], this.#judge(leases, at, error, failing));
+    // Leases the pool counts that poolwatch never saw: taken before watch() (as under `poolwatch attach`).
+    const before = Math.max(0, this.#leasedByPool() - leases.length);
+    const event = describeExhaustion(this.name, reason, capacity, this.#waiting, longestWaitMs, leases, this.#suppressed[reason], this.#judge(leases, at, error, failing), before);
     if (at - this.#lastExhausted[reason] < exhaustedIntervalMs) {
       this.#suppressed[reason]++;
       return event;
@@ -757,12 +778,13 @@ export class WatchedPool implements Tracker {
       lease.slow = true;
       const { emitter } = this.host;
       if (emitter.wanted('slow')) emitter.emit('slow', leaseView(lease));
-      this.timeline.mark({ at: toEpoch(at), kind: 'slow', text: `lease #${lease.leaseId} past its threshold in a query${lease.callSite === undefined ? '' : `, from ${lease.callSite}`}` });
-      if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold in a query: slow, not leaked (%s)', this.name, lease.leaseId, lease.lastQuery ?? 'query not shown');
+      const limit = formatDuration(this.limitOf(lease));
+      this.timeline.mark({ at: toEpoch(at), kind: 'slow', text: `lease #${lease.leaseId} past its threshold (${limit}) in a query${lease.callSite === undefined ? '' : `, from ${lease.callSite}`}` });
+      if (logLeak.enabled) logLeak('%s: lease #%d is past its threshold (%s) in a query: slow, not leaked (%s)', this.name, lease.leaseId, limit, lease.lastQuery ?? 'query not shown');
     }
     lease.follow!.waiter = lease;
     // Looked at again when the query ends (wake), or after another threshold.
-    const again = at + this.thresholdMs;
+    const again = at + this.limitOf(lease);
     this.ledger.postpone(lease, again);
     return again;
   }
@@ -906,9 +928,19 @@ export class WatchedPool implements Tracker {
     if (rules.length === 0) return undefined;
     const site = lease.callSite;
     if (site === undefined) return undefined;
-    for (const [prefix, limit] of rules) if (site === prefix || site.startsWith(`${prefix}:`)) return limit;
+    for (const [prefix, limit] of rules) {
+      if (site !== prefix && !site.startsWith(`${prefix}:`)) continue;
+      // Asked as the lease reaches the pool's threshold: a shorter limit of its own has passed too, and the pool's applies.
+      if (limit > this.thresholdMs) this.#limits.set(lease, limit);
+      return limit;
+    }
     return undefined;
   };
+
+  /** The limit `lease` is held to: extend()'s, its call site's own, or the pool's threshold. */
+  limitOf(lease: Lease): number {
+    return this.#limits.get(lease) ?? this.thresholdMs;
+  }
 
   /** Lets `resource`'s lease be held `ms` more, from now, before it is a leak. */
   extend(resource: unknown, ms: number): boolean {
@@ -916,6 +948,7 @@ export class WatchedPool implements Tracker {
     if (lease === undefined || !this.#active) return false;
     const deadline = now() + ms;
     this.ledger.postpone(lease, deadline);
+    this.#limits.set(lease, deadline - lease.acquiredMono);
     if (deadline !== Infinity) this.host.schedule(deadline);
     return true;
   }
@@ -948,7 +981,10 @@ export class WatchedPool implements Tracker {
     lease.report = report;
     this.timeline.mark({ at: toEpoch(at), kind: kind === 'reclaimed' ? 'reclaimed' : 'leak', text: report.message });
     // A lease reported before and now taken back is one leak, reported twice.
-    if (count) this.#leaked++;
+    if (count) {
+      this.#leaked++;
+      this.#load.leaked(at);
+    }
     this.#sampler.alert();
     const { emitter } = this.host;
     if (this.#onLeak !== undefined) {
@@ -981,7 +1017,10 @@ export class WatchedPool implements Tracker {
 
   /** The last minute's load and the size that serves it. */
   sizing(at: number): PoolSizing {
-    return this.#load.sizing(this.name, at, this.capacity);
+    let leakedOpen = 0;
+    // A scan, at sizing() only (a report, a scrape), never on the acquire path.
+    for (const lease of this.ledger) if (lease.report !== null) leakedOpen++;
+    return this.#load.sizing(this.name, at, this.capacity, leakedOpen);
   }
 
   stats(): PoolStats {
@@ -1022,7 +1061,7 @@ export class WatchedPool implements Tracker {
     };
   }
 
-  // How many connections the pool itself counts as leased; 0 when it cannot say.
+  // How many connections the pool itself counts as leased (not those it is opening); 0 when it cannot say.
   #leasedByPool(): number {
     try {
       const leased = this.adapter.leased?.(this.target);

@@ -96,7 +96,8 @@ t.test("names the holders in the pool's own timeout error, keeping its class, na
   const error = (await failing) as Error & { poolwatch?: ExhaustedEvent };
   t.equal(error.constructor.name, 'TimeoutError');
   t.equal(error.name, 'TimeoutError');
-  t.match(error.message, /^ResourceRequest timed out\npoolwatch: pool "main" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting, the longest for 2\.0 s\. A connection leak: .* Held by:\n {2}1 lease from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 2\.0 s/);
+  t.match(error.message, /^ResourceRequest timed out\npoolwatch: pool "main" gave up waiting for a connection: 1 of 1 connections leased, 0 waiting; the request that gave up had waited 2\.0 s\. A connection leak: .* Held by:\n {2}1 lease from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 2\.0 s/);
+  t.notMatch(error.message, /0 waiting, the longest/, 'no longest wait among none waiting');
   t.match(error.stack, /^TimeoutError: ResourceRequest timed out\npoolwatch: pool "main"/, 'the stack shows it too');
   t.match(error.poolwatch, { reason: 'timeout', open: 1 });
   t.same(events.map((e) => [e.reason, e.longestWaitMs]), [['saturated', 1000], ['timeout', 2000]], 'the wait at half the pool\'s timeout, then the timeout');
@@ -117,4 +118,30 @@ t.test('stats() show the peak of open leases and wait-time percentiles', async (
   const stats = detector.stats().main!;
   t.match(stats, { peakOpen: 2, capacity: 2, acquired: 3, waited: { count: 3, maxMs: 300 } });
   t.ok(stats.waited.p99Ms >= 300 * 0.99 && stats.waited.p99Ms <= 300, `p99 ${stats.waited.p99Ms} ≈ 300 ms`);
+});
+
+t.test('connections leased before watch() count as leased, as the pool counts them, and are said to be unknown', async (t) => {
+  const clock = fakeClock(t);
+  const pool = newPool({ max: 3, acquireTimeoutMillis: 12_000 });
+  // Taken before poolwatch was there, as under `poolwatch attach`.
+  const before = [await pool.acquire(), await pool.acquire()];
+  const detector = createDetector({ leakThresholdMs: 600_000, stacks: 'always' });
+  t.teardown(() => detector.close());
+  detector.watch(pool, { name: 'main' });
+  const events: ExhaustedEvent[] = [];
+  detector.on('exhausted', (event) => events.push(event));
+  const held = await takeForUsers(pool);
+  const failing = pool.acquire().then(
+    () => undefined,
+    (error: unknown) => error as Error,
+  );
+  await clock.tickAsync(5_000);
+  t.equal(events.length, 1, 'the pool ran dry: its request waited 5 s');
+  t.match(events[0]!.message, /^poolwatch: pool "main" ran dry: 3 of 3 connections leased, 1 waiting, the longest for 5\.0 s\./);
+  t.match(events[0]!.message, /Held by:\n {2}1 lease from test\/exhaustion\.test\.ts:\d+:\d+, oldest held 5\.0 s\n {2}2 leases taken before watch\(\): poolwatch cannot name their lines$/);
+  await clock.tickAsync(7_000);
+  const error = (await failing)!;
+  t.match(error.message, /\npoolwatch: pool "main" gave up waiting for a connection: 3 of 3 connections leased, 0 waiting; the request that gave up had waited 12\.0 s\./);
+  await pool.release(held);
+  for (const conn of before) await pool.release(conn);
 });

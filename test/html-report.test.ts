@@ -1,10 +1,13 @@
 import t, { type Test } from 'tap';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page as PuppeteerPage } from 'puppeteer-core' with { 'resolution-mode': 'import' };
+import { createPool } from 'generic-pool';
 import { renderReport, type PoolTimeline, type ReportData } from '../lib/html-report.js';
+import { createDetector } from '../lib/index.js';
+import { fakeClock } from './helpers/clock.js';
 import type { PoolSizing } from '../lib/sizing.js';
 
 /** The little of the DOM the page-side callbacks use: the test tsconfig has no DOM lib. */
@@ -153,6 +156,34 @@ t.test('empty inputs render a note, never throw', async (t) => {
   // Odd numbers the detector should never give still render.
   const odd = renderReport({ title: 'odd', generatedAt: NaN, pools: [{ ...emptyTimeline('odd'), capacity: Infinity, samples: [{ at: start, leased: NaN, idle: undefined, waiting: 0 }] }] });
   t.match(odd, 'max not reported');
+});
+
+t.test('a timeout repeated 21 times is one row of the events table, saying who held the pool; never an empty "Held by:"', async (t) => {
+  const clock = fakeClock(t);
+  const detector = createDetector({ leakThresholdMs: 600_000, stacks: 'always' });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(createPool({ create: async () => ({}), destroy: async () => {} }, { max: 1, acquireTimeoutMillis: 300 }), { name: 'db' });
+  const held = await pool.acquire(); // HELD
+  // Held long enough to be judged a leak from the first timeout on.
+  await clock.tickAsync(2_000);
+  for (let i = 0; i < 21; i++) {
+    const failing = pool.acquire().then(
+      () => 'served',
+      () => 'timed out',
+    );
+    await clock.tickAsync(1_000);
+    t.equal(await failing, 'timed out');
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'poolwatch-html-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const html = readFileSync(detector.writeReport(join(dir, 'report.html')), 'utf8');
+  const events = html.slice(html.indexOf('<table class="events">'), html.indexOf('</table>', html.indexOf('<table class="events">')));
+  const rows = events.match(/<tr><td/g) ?? [];
+  t.equal(rows.length, 1, 'one row for the repeated timeout');
+  t.match(events, /×21/, 'with how many times it happened');
+  t.notMatch(html, /Held by:(<|"|\\n?"|$)/m, 'no "Held by:" with nothing after it, in the table or the chart data');
+  t.match(events, /Held by: 1 lease from test\/html-report\.test\.ts:\d+:\d+/, 'the holder is named');
+  await pool.release(held);
 });
 
 /** Debian's chromium, from PATH. */

@@ -32,6 +32,8 @@ t.test('extend() lets known long work run past the threshold, from now', async (
   t.equal(leaks.length, 1, 'not before 5 s from the extend() call');
   await clock.tickAsync(1);
   t.match(leaks[1], { leaseId: 1, kind: 'threshold', heldMs: 5500 });
+  t.equal(leaks[0]!.thresholdMs, 1000, 'the lease not extended: the pool\'s threshold');
+  t.match(leaks[0]!.message, /held for 1\.0 s \(threshold 1\.0 s\)/);
   t.notOk(detector.extend({}, 1000), 'false for a connection it does not lease');
   t.throws(() => detector.extend(long, -1), { code: 'POOLWATCH_INVALID_OPTION', message: /`ms` of extend\(\).*`-1`/ });
   await pool.release(long);
@@ -69,4 +71,31 @@ t.test('snapshot() gives every open lease and the figures, as JSON', async (t) =
   t.equal(snapshot.takenAt, new Date().toISOString());
   t.match(snapshot.pools.db.stats, { open: 1, acquired: 1, peakOpen: 1 });
   t.match(snapshot.pools.db.leases, [{ leaseId: 1, heldMs: 250, via: 'acquire', context: { requestId: 'r-1' }, callSite: /^test\/long-work\.test\.ts:\d+:\d+$/ }]);
+});
+
+t.test('a report states the limit that applied: extend()\'s or the call site\'s, not the pool\'s threshold', async (t) => {
+  const reportSite = siteOf(__filename, '// LONG REPORT').replace(/:$/, '');
+  const { clock, detector, leaks, pool } = setup(t, { callSiteThresholdsMs: { [reportSite]: 10_000 } });
+  const report = await runReport(pool);
+  const extended = await handleRequest(pool);
+  await clock.tickAsync(500);
+  detector.extend(extended, 2_000);
+  await clock.tickAsync(2_000);
+  t.equal(leaks.length, 1, 'the extended lease, at 500 ms + 2 s');
+  await clock.tickAsync(7_500);
+  t.equal(leaks.length, 2, 'the call site\'s own, at 10 s');
+  const [fromExtend, fromSite] = leaks as [LeakReport, LeakReport];
+  for (const [leak, heldMs, limit, said] of [
+    [fromExtend, 2_500, 2_500, '2\\.5 s'],
+    [fromSite, 10_000, 10_000, '10\\.0 s'],
+  ] as const) {
+    t.equal(leak.heldMs, heldMs);
+    t.equal(leak.thresholdMs, limit, 'thresholdMs');
+    t.match(leak.message, new RegExp(`held for ${said} \\(threshold ${said}\\)`), 'message');
+    t.match(leak.format(), new RegExp(`^poolwatch: .*held for ${said} \\(threshold ${said}\\)`), 'format()');
+    t.match(JSON.parse(JSON.stringify(leak)), { thresholdMs: limit }, 'JSON');
+    t.notMatch(leak.format(), /threshold 1\.0 s/, 'the pool\'s threshold, which did not apply, is not said');
+  }
+  await pool.release(report);
+  await pool.release(extended);
 });

@@ -67,3 +67,21 @@ t.test('with no load in the last minute there is nothing to size', async (t) => 
   await clock.tickAsync(70_000);
   t.match(detector.sizing()[0], { acquiresPerSecond: 0, neededConnections: 0, suggestedMax: undefined, reason: /no lease was taken in the last 60 s/ });
 });
+
+t.test('a pool run dry by a leak is sized by the leak, not by a number', async (t) => {
+  const clock = fakeClock(t);
+  const detector = createDetector({ leakThresholdMs: 1_000 });
+  t.teardown(() => detector.close());
+  const pool = detector.watch(createPool({ create: async () => ({ id: ++ids }), destroy: async () => {} }, { max: 2, acquireTimeoutMillis: 3_000 }), { name: 'main' });
+  // Quick requests the pool serves, then two that never give their connection back.
+  await steadyLoad(clock, pool, 10, 20, 5);
+  const leaked = [await pool.acquire(), await pool.acquire()];
+  const waiting = Array.from({ length: 5 }, () => pool.acquire().then(() => 'served', () => 'timed out'));
+  await clock.tickAsync(3_000);
+  t.same(await Promise.all(waiting), Array(5).fill('timed out'), 'the pool ran dry');
+  const [sizing] = detector.sizing();
+  t.equal(sizing!.suggestedMax, undefined, 'no size is suggested: none serves a leak');
+  t.match(sizing!.reason, /^2 leases leaked in the last \d+ s \(2 still held\)/, 'the reason says the leak');
+  t.match(sizing, { pool: 'main', capacity: 2, peakOpen: 2 }, 'the figures stay');
+  for (const conn of leaked) await pool.release(conn);
+});

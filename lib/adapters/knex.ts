@@ -222,6 +222,7 @@ export const knex: BuiltinAdapter = {
   acquireTimeoutMs: (pool) => (pool as unknown as { client: { pool?: { acquireTimeoutMillis?: number } } }).client.pool?.acquireTimeoutMillis,
   // The client makes its tarn pool on first use, or never for a knex built without a connection.
   idle: (pool) => (pool as unknown as { client: { pool?: { numFree?(): number } } }).client.pool?.numFree?.(),
+  leased: (pool) => (pool as unknown as { client: { pool?: { numUsed?(): number } } }).client.pool?.numUsed?.(),
   // 'Knex: Timeout acquiring a connection. The pool is probably full.'
   isExhaustion: (error) => (error as Error | null)?.name === 'KnexTimeoutError',
 

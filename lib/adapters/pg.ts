@@ -2,7 +2,7 @@ import { AsyncResource } from 'node:async_hooks';
 import type { Lease } from '../lease.js';
 import type { Trace } from '../stack.js';
 import { acquireWrapper, callAcquire, followPromise, Handoff, patchMethod } from './patch.js';
-import { pgClientName, pgClientShapes, pgInternals, timeoutMessage, type PgPoolInternals } from './internals/pg.js';
+import { leasedClients, pgClientName, pgClientShapes, pgInternals, timeoutMessage, type PgPoolInternals } from './internals/pg.js';
 import type { BuiltinAdapter, Tracker } from './types.js';
 import { followPg } from '../activity.js';
 
@@ -52,7 +52,8 @@ export const pg: BuiltinAdapter = {
   capacity: (pool) => (pool as PgPoolInternals).options?.max,
   acquireTimeoutMs: (pool) => (pool as PgPoolInternals).options?.connectionTimeoutMillis,
   idle: (pool) => (pool as PgPoolInternals).idleCount,
-  leased: (pool) => (pool as PgPool).totalCount - (pool as PgPool).idleCount,
+  // Read only when a pool runs dry or an acquire fails (see leasedClients).
+  leased: (pool) => leasedClients(pool as PgPoolInternals),
   // connectionTimeoutMillis ran out while every client was checked out.
   isExhaustion: (error) => (error as Error | null)?.message === timeoutMessage,
   // A release with an error: pg-pool removes the client, ends it and serves its queue.

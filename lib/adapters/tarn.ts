@@ -70,6 +70,8 @@ export const tarn: BuiltinAdapter = {
   capacity: (pool) => (pool as TarnInternals).max,
   acquireTimeoutMs: (pool) => (pool as TarnInternals).acquireTimeoutMillis,
   idle: (pool) => (pool as TarnInternals).numFree?.(),
+  // Its documented count of resources lent out: those it is still creating are counted apart.
+  leased: (pool) => (pool as { numUsed?(): number }).numUsed?.(),
   // acquireTimeoutMillis ran out.
   isExhaustion: (error) => (error as Error | null)?.constructor?.name === 'TimeoutError',
 

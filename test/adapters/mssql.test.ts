@@ -378,7 +378,7 @@ t.test(`mssql ${version}`, async (t) => {
     t.match(error!.message, /^Failed to acquire a connection from the pool: /, "mssql's own words first");
     t.match(
       error!.message,
-      /\npoolwatch: pool "mssql" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting, the longest for .+?\. Held by:\n {2}1 lease from test\/adapters\/mssql\.test\.ts:\d+:\d+/,
+      /\npoolwatch: pool "mssql" gave up waiting for a connection: 1 of 1 connections leased, \d+ waiting; the request that gave up had waited .+?\. Held by:\n {2}1 lease from test\/adapters\/mssql\.test\.ts:\d+:\d+/,
     );
     // Saturated at half the pool's own acquireTimeoutMillis, then its timeout.
     t.same(

@@ -35,7 +35,7 @@ async function rejection(promise: PromiseLike<unknown>): Promise<Error & { poolw
 function expectHoldersNamed(t: Test, error: Error & { poolwatch?: ExhaustedEvent }, own: RegExp, pool: string, holders: number, capacity: number | null = holders) {
   t.match(poolsOwnMessage(error.message), own, "the pool's own message comes first, unchanged");
   const size = capacity === null ? `${holders} connections?` : `${holders} of ${capacity} connections`;
-  t.match(error.message, new RegExp(`\\npoolwatch: pool "${pool}" gave up waiting for a connection: ${size} leased, \\d+ waiting, the longest for .+?\\. Held by:\\n {2}${holders === 1 ? '1 lease' : `${holders} leases`} from test/adapters/pressure\\.test\\.ts:\\d+:\\d+`));
+  t.match(error.message, new RegExp(`\\npoolwatch: pool "${pool}" gave up waiting for a connection: ${size} leased, \\d+ waiting; the request that gave up had waited .+?\\. Held by:\\n {2}${holders === 1 ? '1 lease' : `${holders} leases`} from test/adapters/pressure\\.test\\.ts:\\d+:\\d+`));
   t.match(error.poolwatch, { reason: 'timeout', pool, open: holders });
 }
 

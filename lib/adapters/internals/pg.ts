@@ -8,6 +8,12 @@ import { installedVersion, nameClass, type Internals, type Shape } from './probe
 export interface PgPoolInternals {
   readonly options?: { readonly max?: number; readonly connectionTimeoutMillis?: number };
   readonly idleCount?: number;
+  /**
+   * Every client the pool has made and not removed: those connecting too. pg-pool assigns
+   * `release` to a client the first time it hands it over, so one without is still being
+   * opened (or set up by the `onConnect` and `verify` hooks), not leased.
+   */
+  readonly _clients?: ReadonlyArray<{ readonly release?: unknown }>;
 }
 
 export const pgInternals: Internals<PgPoolInternals> = {
@@ -18,6 +24,7 @@ export const pgInternals: Internals<PgPoolInternals> = {
     { name: 'pool.options.max', serves: ['capacity'], present: (p) => typeof p.options?.max === 'number' },
     { name: 'pool.options', serves: ['acquireTimeout'], present: (p) => typeof p.options === 'object' && p.options !== null },
     { name: 'pool.idleCount', serves: ['idle'], present: (p) => typeof p.idleCount === 'number' },
+    { name: 'pool._clients', serves: ['exhaustion'], present: (p) => Array.isArray(p._clients) },
   ],
 };
 
@@ -47,4 +54,17 @@ export function pgClientName(client: unknown): string {
     return `pg's native Client (pg-native${version === undefined ? '' : ` ${version}`})`;
   }
   return nameClass(client, 'pg', 'Client');
+}
+
+/**
+ * How many clients pg-pool has handed over and not had back: its clients that were ever
+ * handed over, less the idle ones. Its public `totalCount` counts clients still connecting,
+ * which are nobody's: with a database out of reach, every client is one.
+ */
+export function leasedClients(pool: PgPoolInternals): number | undefined {
+  const clients = pool._clients;
+  if (!Array.isArray(clients) || typeof pool.idleCount !== 'number') return undefined;
+  let handed = 0;
+  for (const client of clients) if (typeof client?.release === 'function') handed++;
+  return Math.max(0, handed - pool.idleCount);
 }
