@@ -98,6 +98,15 @@ function customManifest(adapter: Adapter): CapabilityManifest {
   return manifest(adapter.kind, undefined, undefined, can, []);
 }
 
+// A figure read from the pool at watch(): a getter of the pool's that throws leaves it unknown, never fails watch().
+function asked(read: () => number | undefined): number | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
+
 function isPowerOfTen(n: number): boolean {
   while (n % 10 === 0) n /= 10;
   return n === 1;
@@ -242,9 +251,9 @@ export class WatchedPool implements Tracker {
     this.capabilities = adapter.internals === undefined ? customManifest(adapter) : probe(adapter.internals, target as never);
     const can = this.capabilities.can;
     this.following = can.activity;
-    const capacity = can.capacity ? adapter.capacity?.(target) : undefined;
+    const capacity = can.capacity ? asked(() => adapter.capacity?.(target)) : undefined;
     this.capacity = typeof capacity === 'number' && capacity > 0 ? capacity : Infinity;
-    const timeout = can.acquireTimeout ? adapter.acquireTimeoutMs?.(target) : undefined;
+    const timeout = can.acquireTimeout ? asked(() => adapter.acquireTimeoutMs?.(target)) : undefined;
     this.#hurtingWaitMs = typeof timeout === 'number' && timeout > 0 ? Math.min(hurtingWaitMs, timeout / 2) : hurtingWaitMs;
     this.reclaimAfterMs = Infinity;
     this.#before = this.#leasedByPool();

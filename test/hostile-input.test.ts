@@ -282,6 +282,19 @@ t.test('watch() is all or nothing: a method it cannot replace leaves the pool as
   await pool.release(await pool.acquire());
 });
 
+t.test("a pool whose max getter throws is still watched: its size is unknown, its leases counted", async (t) => {
+  const pool = newPool();
+  // generic-pool's max reads its _config: a pool missing it (or a proxy that refuses) throws from the getter.
+  Object.defineProperty(pool, 'max', { get: () => { throw new TypeError('no config'); }, configurable: true });
+  const detector = createDetector();
+  t.teardown(() => detector.close());
+  t.equal(detector.watch(pool, { name: 'db' }), pool);
+  const conn = await pool.acquire();
+  t.match(detector.stats().db, { open: 1, capacity: undefined });
+  await pool.release(conn);
+  t.match(detector.stats().db, { open: 0, released: 1 });
+});
+
 t.test('a look-alike pool whose acquire returns no promise gives the app exactly what it returned', async (t) => {
   const conn = { id: 1 };
   // generic-pool's shape, without its internals, and an acquire that answers synchronously.
