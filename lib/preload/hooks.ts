@@ -15,19 +15,66 @@ const refused = new Set<string>();
 // While knex builds its own tarn pool: knex is watched as a whole, its pool is not watched again.
 let insideKnex = 0;
 
-/** Watches `pool` with the default detector, unless something already watches it. Never throws. */
-export function adopt(pool: unknown, library: string): void {
-  if ((typeof pool !== 'object' && typeof pool !== 'function') || pool === null) return;
+// While a Sequelize instance builds its pool: the instance is watched as a whole, its pool not again.
+let insideSequelize = 0;
+
+/**
+ * Watches `pool` with the default detector, unless something already watches it. Never
+ * throws: returns whether it is watched; `quiet` leaves a refusal unsaid (the caller has another way).
+ */
+export function adopt(pool: unknown, library: string, quiet = false): boolean {
+  if ((typeof pool !== 'object' && typeof pool !== 'function') || pool === null) return false;
   try {
     // Its settings are the ones register.ts shared: defaultDetector() reads them.
     detector ??= require('../detector.js') as typeof DetectorModule;
-    if (detector.detectorOf(pool) !== undefined) return;
+    if (detector.detectorOf(pool) !== undefined) return true;
     detector.defaultDetector().watch(pool);
+    return true;
   } catch (error) {
-    if (refused.has(library)) return;
+    if (quiet || refused.has(library)) return false;
     refused.add(library);
     say(`could not watch a ${library} pool; it works as before, unwatched (${(error as Error)?.message ?? String(error)})`, 'POOLWATCH_WATCH_FAILED');
+    return false;
   }
+}
+
+/**
+ * Sequelize acquires several awaits after the app's call, so its Pool watched alone names the
+ * app's line only when the app awaits Sequelize directly (not in `transaction(callback)`, nor
+ * for a promise the app passes on). The instance, watched as a whole, takes the stack at
+ * `transaction()`. Its pool is made inside its constructor: skipped there, and watched alone
+ * only when the instance cannot be (read replication's two pools, sqlite's none).
+ */
+function watchingSequelize(Base: AnyClass): AnyClass {
+  if (ours.has(Base)) return Base;
+  let Watching = replacements.get(Base) as AnyClass | undefined;
+  if (Watching === undefined) {
+    Watching = class extends Base {
+      constructor(...args: unknown[]) {
+        insideSequelize++;
+        try {
+          super(...args);
+        } finally {
+          insideSequelize--;
+        }
+        if (this instanceof Base && !adopt(this, 'sequelize', true)) {
+          const pools = (this as { connectionManager?: { pool?: { read?: unknown; write?: unknown } } }).connectionManager?.pool;
+          if (typeof pools?.read === 'object' && typeof pools.write === 'object') {
+            adopt(pools.write, 'sequelize-pool');
+            adopt(pools.read, 'sequelize-pool');
+          } else adopt(pools, 'sequelize-pool');
+        }
+      }
+    };
+    Object.defineProperty(Watching, 'name', { value: Base.name, configurable: true });
+    // `require('sequelize').Sequelize` and `.default` (what the ES module entry exports) name the class itself.
+    for (const key of ['Sequelize', 'default']) {
+      if ((Base as unknown as Exports)[key] === Base) Object.defineProperty(Watching, key, { value: Watching, writable: true, enumerable: true, configurable: true });
+    }
+    replacements.set(Base, Watching);
+    ours.add(Watching);
+  }
+  return Watching;
 }
 
 // Each original class or factory gets one replacement, whoever loads it and however.
@@ -168,7 +215,9 @@ export const patches: Readonly<Record<string, Patch>> = {
   // tarn is knex's and mssql's pool; knex's and mssql's own are watched through them.
   tarn: classExport('Pool', 'tarn', () => insideKnex > 0 || insideMssql()),
   // Sequelize's pool.
-  'sequelize-pool': classExport('Pool', 'sequelize-pool'),
+  'sequelize-pool': classExport('Pool', 'sequelize-pool', () => insideSequelize > 0),
+  // The Sequelize class, which the package's entry points (CommonJS and ES module) re-export.
+  'sequelize/lib/sequelize': (exports) => (typeof exports === 'function' ? watchingSequelize(exports as AnyClass) : exports),
   'generic-pool': factoryExport('createPool', 'generic-pool'),
   // mysql2 3.x makes pools in lib/create_pool.js, which both mysql2 and mysql2/promise require;
   // older 3.x made them in the entry point, which mysql2/promise requires.

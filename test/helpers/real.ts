@@ -146,6 +146,12 @@ export interface Reported {
   readonly ended: string | undefined;
 }
 
+/** Whether a leak report's headline names `site` (`path:line:`) as its acquiring line, by the pool's acquire or another method (`acquired by transaction() at`). */
+export function namesSite(line: string | undefined, site: string): boolean {
+  const escaped = site.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return line !== undefined && new RegExp(` acquired (?:by \\w+\\(\\) )?at ${escaped}`).test(line);
+}
+
 /**
  * Runs `program` under the preload until a leak report naming `site` is on its stderr
  * (the program leaks on purpose and would never end), then kills it; with `first`, until
@@ -170,7 +176,7 @@ export function runUntilLeakAt(t: Test, program: Program, preload: Preload, site
       stderr += chunk;
       if (line !== undefined || ended !== undefined) return;
       // A whole line: the regular expression's `.*` stops at its newline, which has arrived.
-      const found = leaks().find((leak) => (first || leak.includes(` acquired at ${site}`)) && stderr.includes(`${leak}\n`));
+      const found = leaks().find((leak) => (first || namesSite(leak, site)) && stderr.includes(`${leak}\n`));
       if (found !== undefined) {
         line = found;
         clearTimeout(timer);

@@ -25,7 +25,7 @@ const runners: readonly { name: string; file: string; script: string; args: (fil
 
 // node:test passes a file's stderr on as TAP comments, `#` escaped.
 const leakSites = (output: string) =>
-  [...output.matchAll(/Connection leak in pool "[^"]+".*?, acquired at (\S+?:\d+:)\d+/g)].map((match) => match[1]!).sort();
+  [...output.matchAll(/Connection leak in pool "[^"]+".*?, acquired (?:by \w+\(\) )?at (\S+?:\d+:)\d+/g)].map((match) => match[1]!).sort();
 
 let url: string;
 t.before(async () => {
