@@ -315,9 +315,10 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
       const alive = held.filter((s) => s.leaseId !== undefined && !s.killed);
       while (d.caughtUp !== undefined && !alive.every((s) => s === inFlight?.slot || d.caughtUp!(s.conn))) await new Promise(setImmediate);
       const states = await d.server(alive.map((s) => s.conn));
+      const now = new Map(detector.leases().map((lease) => [lease.leaseId, lease]));
       alive.forEach((s, i) => {
         const server = states[i]!;
-        const lease = byId.get(s.leaseId!)!;
+        const lease = now.get(s.leaseId!)!;
         const mine = lease.activity;
         if (server !== mine && !tolerated(lease)) throw new Violation(`step ${step}: lease #${s.leaseId} is '${String(mine)}' to poolwatch, '${server}' to the server`);
       });
