@@ -1,11 +1,12 @@
 /**
  * pg.Pool for the model-based tests (test/helpers/model.ts): a pool per program on a
- * real PostgreSQL, and the server's own view from pg_stat_activity.
+ * real PostgreSQL, and the server's own view from pg_stat_activity. `postgresSide` serves
+ * every driver over pg (knex too).
  */
 import type { Test } from 'tap';
 import pg from 'pg';
-import type { ModelDriver, ServerState } from './model.js';
-import { startPostgres } from './postgres.js';
+import type { ModelDriver, ModelSql, ServerState } from './model.js';
+import { startPostgres, type PostgresConfig } from './postgres.js';
 import { siteOf } from './site.js';
 
 type Client = pg.PoolClient;
@@ -25,21 +26,28 @@ async function end(pool: pg.Pool): Promise<void> {
   await Promise.all(closed);
 }
 
-/**
- * A PostgreSQL for this test, and the driver; `done()` must be awaited before the test
- * ends (its admin pool ends before the server stops: teardowns run in order, the server's first).
- */
-export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, Client>; done: () => Promise<void> }> {
+const processId = (client: unknown) => (client as { processID: number }).processID;
+const states: Record<string, ServerState> = { idle: 'idle', 'idle in transaction': 'idle-in-transaction', 'idle in transaction (aborted)': 'idle-in-transaction', active: 'query' };
+
+/** A PostgreSQL for this test file, and what the drivers over pg ask of it by a pg Client. */
+export interface PostgresSide {
+  readonly db: PostgresConfig;
+  readonly sql: ModelSql;
+  /** Must be awaited before the test ends: its admin pool ends before the server stops (teardowns run in order, the server's first). */
+  done(): Promise<void>;
+  kill(client: pg.Client): Promise<void>;
+  block(): Promise<() => Promise<void>>;
+  running(client: pg.Client, done: () => boolean): Promise<void>;
+  caughtUp(client: pg.Client): boolean;
+  server(clients: readonly pg.Client[]): Promise<ServerState[]>;
+}
+
+export async function postgresSide(t: Test): Promise<PostgresSide> {
   const db = await startPostgres(t);
   const admin = new pg.Pool({ ...db, max: 2 });
   await admin.query('CREATE TABLE model_items (v int)');
-
-  const states: Record<string, ServerState> = { idle: 'idle', 'idle in transaction': 'idle-in-transaction', 'idle in transaction (aborted)': 'idle-in-transaction', active: 'query' };
-  const driver: ModelDriver<pg.Pool, Client> = {
-    name: 'pg',
-    max: 3,
-    known: { noActivity: 'first use by pool.query() probes a client before pg sets readyForQuery and marks the pool as lacking activity (issue 22, fixed separately)' },
-    sites: { promise: siteOf(__filename, '// ACQUIRE-PROMISE'), callback: siteOf(__filename, '// ACQUIRE-CALLBACK') },
+  return {
+    db,
     sql: {
       value: (v) => `SELECT ${v}::int AS v`,
       begin: ['BEGIN', 'INSERT INTO model_items VALUES (1)'],
@@ -48,7 +56,47 @@ export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, 
       bad: 'SELECT * FROM model_no_such_table',
       slow: 'SELECT pg_advisory_unlock(4242) AS slow FROM (SELECT pg_advisory_lock(4242)) AS locked',
     },
-    create: async () => new pg.Pool({ ...db, max: 3, idleTimeoutMillis: 0 }),
+    done: () => end(admin),
+    kill: async (client) => {
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      await admin.query('SELECT pg_terminate_backend($1)', [processId(client)]);
+      await ended;
+    },
+    block: async () => {
+      const holder = await admin.connect();
+      await holder.query('SELECT pg_advisory_lock(4242)');
+      return async () => {
+        await holder.query('SELECT pg_advisory_unlock(4242)');
+        holder.release();
+      };
+    },
+    running: async (client, done) => {
+      while (!done()) {
+        const { rows } = await admin.query<{ state: string }>('SELECT state FROM pg_stat_activity WHERE pid = $1', [processId(client)]);
+        if (rows[0]?.state === 'active') return;
+      }
+    },
+    caughtUp: (client) => (client as unknown as { readyForQuery: boolean }).readyForQuery,
+    server: async (clients) => {
+      if (clients.length === 0) return [];
+      const pids = clients.map(processId);
+      const { rows } = await admin.query<{ pid: number; state: string }>('SELECT pid, state FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
+      const byPid = new Map(rows.map((r) => [r.pid, states[r.state] ?? (r.state as ServerState)]));
+      return pids.map((pid) => byPid.get(pid) ?? 'gone');
+    },
+  };
+}
+
+/** A PostgreSQL for this test, and the pg.Pool driver; `done()` must be awaited before the test ends. */
+export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, Client>; done: () => Promise<void> }> {
+  const side = await postgresSide(t);
+  const driver: ModelDriver<pg.Pool, Client> = {
+    name: 'pg',
+    max: 3,
+    known: { noActivity: 'first use by pool.query() probes a client before pg sets readyForQuery and marks the pool as lacking activity (issue 22, fixed separately)' },
+    sites: { promise: siteOf(__filename, '// ACQUIRE-PROMISE'), callback: siteOf(__filename, '// ACQUIRE-CALLBACK') },
+    sql: side.sql,
+    create: async () => new pg.Pool({ ...side.db, max: 3, idleTimeoutMillis: 0 }),
     close: end,
     leased: (pool) => pool.totalCount - pool.idleCount,
     state: (pool) => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
@@ -74,35 +122,11 @@ export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, 
         options.connectionTimeoutMillis = before;
       }
     },
-    kill: async (_pool, client) => {
-      const ended = new Promise((resolve) => client.once('end', resolve));
-      await admin.query('SELECT pg_terminate_backend($1)', [(client as unknown as { processID: number }).processID]);
-      await ended;
-    },
-    block: async () => {
-      const holder = await admin.connect();
-      await holder.query('SELECT pg_advisory_lock(4242)');
-      return async () => {
-        await holder.query('SELECT pg_advisory_unlock(4242)');
-        holder.release();
-      };
-    },
-    running: async (client, done) => {
-      const pid = (client as unknown as { processID: number }).processID;
-      while (!done()) {
-        const { rows } = await admin.query<{ state: string }>('SELECT state FROM pg_stat_activity WHERE pid = $1', [pid]);
-        if (rows[0]?.state === 'active') return;
-      }
-    },
-    caughtUp: (client) => (client as unknown as { readyForQuery: boolean }).readyForQuery,
-    server: async (clients) => {
-      if (clients.length === 0) return [];
-      const pids = clients.map((c) => (c as unknown as { processID: number }).processID);
-      const { rows } = await admin.query<{ pid: number; state: string }>('SELECT pid, state FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
-      const byPid = new Map(rows.map((r) => [r.pid, states[r.state] ?? (r.state as ServerState)]));
-      return pids.map((pid) => byPid.get(pid) ?? 'gone');
-    },
+    kill: (_pool, client) => side.kill(client),
+    block: side.block,
+    running: side.running,
+    caughtUp: side.caughtUp,
+    server: side.server,
   };
-
-  return { driver, done: () => end(admin) };
+  return { driver, done: side.done };
 }

@@ -98,8 +98,8 @@ export interface ModelDriver<P, C> {
   leased(pool: P): number;
   /** Takes a connection from the pool in `form`; `onError` gets what the connection emits as 'error' later. */
   acquire(pool: P, form: Form, onError: (error: unknown) => void): Promise<C>;
-  /** A query through the pool itself (first use by query()); absent when the pool has none. */
-  poolQuery?(pool: P, form: Form, sql: string): Promise<unknown>;
+  /** A query through the pool itself (first use by query()), of `sql` (which returns `v`); absent when the pool has none. */
+  poolQuery?(pool: P, form: Form, sql: string, v: number): Promise<unknown>;
   /** Runs `sql` on a held connection; the result as comparable data. */
   query?(conn: C, sql: string): Promise<unknown>;
   giveBack(pool: P, conn: C, how: Giveback): Promise<unknown>;
@@ -347,8 +347,8 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
           await take(step, op.form);
           break;
         case 'poolQuery': {
-          if (d.poolQuery === undefined || d.sql === undefined || held.length >= d.max) break;
-          const got = await settle(() => d.poolQuery!(pool, op.form, d.sql!.value(op.v)));
+          if (d.poolQuery === undefined || held.length >= d.max) break;
+          const got = await settle(() => d.poolQuery!(pool, op.form, d.sql?.value(op.v) ?? '', op.v));
           note(step, `pool query ${op.form}`, got.ok ? got.value : got.error);
           break;
         }
@@ -357,7 +357,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
           if (held.length >= d.max) break;
           const n = d.max - held.length + op.extra;
           const one = async (i: number) => {
-            if (op.via === 'poolQuery' && d.poolQuery !== undefined && d.sql !== undefined) return d.poolQuery(pool, i % 2 === 0 ? 'promise' : 'callback', d.sql.value(i));
+            if (op.via === 'poolQuery' && d.poolQuery !== undefined) return d.poolQuery(pool, i % 2 === 0 ? 'promise' : 'callback', d.sql?.value(i) ?? '', i);
             const conn = await d.acquire(pool, i % 2 === 0 ? 'promise' : 'callback', onError(step));
             const value = d.query !== undefined && d.sql !== undefined ? await d.query(conn, d.sql.value(i)) : i;
             await d.giveBack(pool, conn, 'plain');
