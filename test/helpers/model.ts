@@ -208,6 +208,10 @@ async function settle(run: () => Promise<unknown> | unknown): Promise<{ ok: true
   }
 }
 
+/** What the watched runs of this process did and checked, by kind: printed after a suite, to show the programs reach what they should. */
+const tally = new Map<string, number>();
+const tallied = (what: string, n = 1) => tally.set(what, (tally.get(what) ?? 0) + n);
+
 /** An oracle said no: the message says which and where. */
 class Violation extends Error {}
 
@@ -234,7 +238,10 @@ async function within(work: Promise<unknown>, step: number, op: Op, state: () =>
 async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Program, watched: boolean): Promise<string[]> {
   const normalize = d.normalize ?? ((text: string) => text);
   const trace: string[] = [];
-  const note = (step: number, what: string, value: unknown) => trace.push(`${step} ${what}: ${describe(value, normalize)}`);
+  const note = (step: number, what: string, value: unknown) => {
+    trace.push(`${step} ${what}: ${describe(value, normalize)}`);
+    if (watched) tallied(`${what.replace(/ (on )?#\d+$/, '')}${value instanceof Error ? ' (failed)' : ''}`);
+  };
   const clock = sinon.useFakeTimers({ now: EPOCH, toFake: ['performance', 'Date'] });
   const mono = () => clock.now - EPOCH;
   const pool = await d.create();
@@ -284,6 +291,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
     const untracked = held.some((s) => s.leaseId === undefined);
     // (2) the pool's own count.
     const killed = !strict && d.known?.killedStaysOpen !== undefined ? held.filter((s) => s.killed).length : 0;
+    if (!untracked) tallied("oracle: open leases = the pool's own count");
     if (!untracked && leases.length !== d.leased(pool) && leases.length - killed !== d.leased(pool)) {
       throw new Violation(`step ${step}: poolwatch has ${leases.length} open leases, the pool counts ${d.leased(pool)} leased`);
     }
@@ -300,6 +308,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
       if (s.leaseId === undefined || s.killed) continue;
       const got = count.get(s.leaseId) ?? [];
       if (s === inFlight?.slot) {
+        tallied('oracle: a statement in flight past the threshold is not a leak');
         if (got.length !== inFlight.before && !tolerated(byId.get(s.leaseId))) throw new Violation(`step ${step}: lease #${s.leaseId}, past its threshold with a statement in flight, was reported as a leak (${got.length - inFlight.before})`);
         continue;
       }
@@ -310,6 +319,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
       if (due && !got[0]!.callSite?.startsWith(d.sites[s.form])) {
         throw new Violation(`step ${step}: lease #${s.leaseId}'s report names ${String(got[0]!.callSite)}, not the line that took it, ${d.sites[s.form]}`);
       }
+      if (due) tallied(`oracle: a lease held past its threshold reported once at its line (${s.form})`);
     }
     for (const [id, rs] of count) {
       if (rs.length > 1) throw new Violation(`step ${step}: lease #${id} reported ${rs.length} times`);
@@ -325,6 +335,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
         const server = states[i]!;
         const lease = now.get(s.leaseId!)!;
         const mine = lease.activity;
+        tallied(`oracle: the server and poolwatch agree a held connection is ${server}`);
         if (server !== mine && !tolerated(lease)) throw new Violation(`step ${step}: lease #${s.leaseId} is '${String(mine)}' to poolwatch, '${server}' to the server`);
       });
     }
@@ -430,6 +441,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
           break;
         case 'rewatch':
           if (w === undefined) break;
+          tallied('unwatch and watch again');
           w.detector.unwatch(pool);
           w.detector.close();
           // Connections held now were taken before this watch(): poolwatch knows none of them.
@@ -473,7 +485,9 @@ export function modelSuite<P extends object, C>(t: Test, d: ModelDriver<P, C>, o
       fc.asyncProperty(programs(options.weights), (program) => compare(d, program)),
       { numRuns, seed, endOnFailure: false, interruptAfterTimeLimit: undefined },
     );
-    t.comment(`${result.numRuns} programs in ${Date.now() - started} ms`);
+    t.comment(`${result.numRuns} programs in ${Date.now() - started} ms; what their watched runs did and checked:`);
+    for (const [what, n] of [...tally].sort(([a], [b]) => a.localeCompare(b))) t.comment(`  ${String(n).padStart(6)}  ${what}`);
+    tally.clear();
     if (result.failed) {
       t.fail(`seed ${seed}, path ${String(result.counterexamplePath)}: ${String((result.errorInstance as Error | undefined)?.message ?? result.errorInstance)}\nshrunk program: ${JSON.stringify(result.counterexample?.[0])}`);
     } else {
