@@ -423,8 +423,17 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
         }
         case 'doubleRelease': {
           if (lastReleased === undefined || lastReleased.killed) break;
+          const before = d.leased(pool);
           const got = await settle(() => d.giveBack(pool, lastReleased!.conn, 'plain'));
           note(step, 'release again', got.ok ? got.value ?? 'ok' : got.error);
+          // The same connection object lent again since (pg, mysql2, generic-pool): the stale release gives back
+          // its new borrower's lease, as the pool's count says. Its new borrower no longer holds it.
+          const again = held.find((s) => s.conn === lastReleased!.conn);
+          if (again !== undefined && d.leased(pool) < before) {
+            held.splice(held.indexOf(again), 1);
+            released.add(again.leaseId);
+            note(step, 'a stale release gave back the connection lent again', 'ok');
+          }
           lastReleased = undefined;
           break;
         }
@@ -504,8 +513,33 @@ export function modelSuite<P extends object, C>(t: Test, d: ModelDriver<P, C>, o
   }) as unknown as Promise<void>;
 }
 
-/** Replays one fixed program (a shrunk counterexample kept as an example). */
-export async function replay<P extends object, C>(t: Test, d: ModelDriver<P, C>, program: Program): Promise<void> {
-  const got = await settle(() => compare(d, program));
-  t.ok(got.ok, got.ok ? 'as unwatched, and every oracle agrees' : String((got.error as Error).message));
+/** Replays one fixed program (a shrunk counterexample kept as an example); `strict`: no known defect is let pass. */
+/** `todo`: a known defect, being fixed elsewhere: the example fails until then, marked so, without failing the file. */
+export async function replay<P extends object, C>(t: Test, d: ModelDriver<P, C>, program: Program, options: { strict?: boolean; todo?: string } = {}): Promise<void> {
+  const got = await settle(() => compare(options.strict === true ? { ...d, known: undefined } : d, program));
+  t.ok(got.ok, got.ok ? 'as unwatched, and every oracle agrees' : String((got.error as Error).message), options.todo === undefined ? {} : { todo: options.todo });
 }
+
+/** A test file's timeout: its programs' budget at a generous second each, never under five minutes. */
+export function fileTimeout(ciBudget: number): number {
+  return Math.max(5 * 60_000, runs(ciBudget) * 1_000);
+}
+
+/** Shorthands for writing kept examples. */
+export const op = {
+  acquire: (form: Form = 'promise'): Op => ({ k: 'acquire', form }),
+  poolQuery: (form: Form = 'promise', v = 1): Op => ({ k: 'poolQuery', form, v }),
+  burst: (via: 'poolQuery' | 'acquire', extra = 1): Op => ({ k: 'burst', via, extra }),
+  query: (slot = 0, v = 1): Op => ({ k: 'query', slot, v }),
+  begin: (slot = 0): Op => ({ k: 'begin', slot }),
+  commit: (slot = 0): Op => ({ k: 'commit', slot }),
+  rollback: (slot = 0): Op => ({ k: 'rollback', slot }),
+  badQuery: (slot = 0): Op => ({ k: 'badQuery', slot }),
+  slow: (slot = 0): Op => ({ k: 'slow', slot }),
+  release: (slot = 0, how: Giveback = 'plain'): Op => ({ k: 'release', slot, how }),
+  doubleRelease: (): Op => ({ k: 'doubleRelease' }),
+  timeout: (): Op => ({ k: 'timeout' }),
+  kill: (slot = 0): Op => ({ k: 'kill', slot }),
+  tick: (ms = THRESHOLD): Op => ({ k: 'tick', ms }),
+  rewatch: (): Op => ({ k: 'rewatch' }),
+};
