@@ -6,7 +6,7 @@
 import type { Test } from 'tap';
 import pg from 'pg';
 import type { ModelDriver, ModelSql, ServerState } from './model.js';
-import { startPostgres, type PostgresConfig } from './postgres.js';
+import { restartPostgres, startPostgres, type PostgresConfig } from './postgres.js';
 import { siteOf } from './site.js';
 
 type Client = pg.PoolClient;
@@ -40,11 +40,14 @@ export interface PostgresSide {
   running(client: pg.Client, done: () => boolean): Promise<void>;
   caughtUp(client: pg.Client): boolean;
   server(clients: readonly pg.Client[]): Promise<ServerState[]>;
+  restart(clients: readonly pg.Client[]): Promise<void>;
 }
 
 export async function postgresSide(t: Test): Promise<PostgresSide> {
   const db = await startPostgres(t);
   const admin = new pg.Pool({ ...db, max: 2 });
+  // Its idle clients see a restart end them; the next query opens new ones.
+  admin.on('error', () => {});
   await admin.query('CREATE TABLE model_items (v int)');
   return {
     db,
@@ -76,6 +79,11 @@ export async function postgresSide(t: Test): Promise<PostgresSide> {
         if (rows[0]?.state === 'active') return;
       }
     },
+    restart: async (clients) => {
+      const ended = clients.map((client) => new Promise((resolve) => client.once('end', resolve)));
+      await restartPostgres(db);
+      await Promise.all(ended);
+    },
     caughtUp: (client) => (client as unknown as { readyForQuery: boolean }).readyForQuery,
     server: async (clients) => {
       if (clients.length === 0) return [];
@@ -96,7 +104,12 @@ export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, 
     known: { noActivity: 'first use by pool.query() probes a client before pg sets readyForQuery and marks the pool as lacking activity (issue 22, fixed separately)' },
     sites: { promise: siteOf(__filename, '// ACQUIRE-PROMISE'), callback: siteOf(__filename, '// ACQUIRE-CALLBACK') },
     sql: side.sql,
-    create: async () => new pg.Pool({ ...side.db, max: 3, idleTimeoutMillis: 0 }),
+    create: async () => {
+      const pool = new pg.Pool({ ...side.db, max: 3, idleTimeoutMillis: 0 });
+      // As an app does: an idle client the server ends (a restart) must not crash it.
+      pool.on('error', () => {});
+      return pool;
+    },
     close: end,
     leased: (pool) => pool.totalCount - pool.idleCount,
     state: (pool) => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
@@ -123,6 +136,7 @@ export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, 
       }
     },
     kill: (_pool, client) => side.kill(client),
+    restart: side.restart,
     block: side.block,
     running: side.running,
     caughtUp: side.caughtUp,
