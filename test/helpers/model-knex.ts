@@ -83,6 +83,7 @@ export async function knexDriver(t: Test): Promise<{ driver: ModelDriver<Knex, H
       }
     },
     kill: (_db, held) => side.kill(held.client),
+    restart: (held) => side.restart(held.map((h) => h.client)),
     block: side.block,
     running: (held, done) => side.running(held.client, done),
     caughtUp: (held) => side.caughtUp(held.client),

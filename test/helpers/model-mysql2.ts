@@ -35,6 +35,10 @@ export async function mysql2Driver(t: Test): Promise<{ driver: ModelDriver<mysql
   const driver: ModelDriver<mysql.Pool, Conn> = {
     name: 'mysql2',
     max: 3,
+    // mysql2 (3.24) puts a connection on its free list twice when pool.releaseConnection(conn) comes twice, or after
+    // conn.release(): then it lends one connection to two borrowers, with or without poolwatch.
+    unsafeTwice: ['error'],
+    known: { lateFollow: 'a connection first followed inside a transaction opened before (taken before watch(), given back mid-transaction) shows idle' },
     sites: { promise: siteOf(__filename, '// ACQUIRE-PROMISE'), callback: siteOf(__filename, '// ACQUIRE-CALLBACK') },
     sql: {
       value: (v) => `SELECT ${v} AS v`,
@@ -47,8 +51,8 @@ export async function mysql2Driver(t: Test): Promise<{ driver: ModelDriver<mysql
     create: async () => mysql.createPool({ ...db, connectionLimit: 3, maxIdle: 3 }),
     close: (pool) => new Promise<void>((resolve) => pool.end(() => resolve())),
     leased: (pool) => {
-      const p = pool as unknown as { _allConnections: { length: number }; _freeConnections: { length: number } };
-      return p._allConnections.length - p._freeConnections.length;
+      const p = pool as unknown as { _allConnections: { length: number }; _freeConnections: { toArray(): unknown[] } };
+      return p._allConnections.length - p._freeConnections.toArray().length;
     },
     state: (pool) => {
       const p = pool as unknown as { _allConnections: { length: number }; _freeConnections: { length: number }; _connectionQueue: { length: number } };

@@ -21,6 +21,9 @@ t.test('knex (pg)', async (t) => {
     await t.test('with every transaction held, the next fails with the pool\'s own timeout error', (t) =>
       replay(t, driver, { subscribeFirst: true, ops: [op.acquire(), op.acquire('callback'), op.acquire(), op.timeout(), op.tick()] }),
     );
+    await t.test('a server restart under held transactions: the same errors watched, and the pool recovers', (t) =>
+      replay(t, driver, { subscribeFirst: false, ops: [op.acquire(), op.acquire('callback'), op.restart(), op.query(0), op.release(0), op.release(0, 'error'), op.poolQuery(), op.acquire(), op.tick()] }),
+    );
   } finally {
     await done();
   }

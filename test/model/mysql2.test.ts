@@ -23,6 +23,10 @@ t.test('mysql2 pool (MariaDB server)', async (t) => {
     await t.test('a stale release of a connection lent again gives back its new borrower\'s lease, in the pool and in poolwatch alike', (t) =>
       replay(t, driver, { subscribeFirst: true, ops: [op.acquire('callback'), op.release(), op.acquire(), op.doubleRelease(), op.tick()] }),
     );
+    // KNOWN DEFECT, found by these tests: enable once fixed, by removing `todo`.
+    await t.test('a connection first followed inside a transaction opened before watch() shows idle in transaction, as the server says', (t) =>
+      replay(t, driver, { subscribeFirst: false, lateWatch: true, ops: [op.acquire(), op.begin(), op.rewatch(), op.release(), op.acquire()] }, { strict: true, todo: 'known defect: a mysql2 connection first followed mid-transaction shows idle' }),
+    );
   } finally {
     await done();
   }
