@@ -24,7 +24,8 @@ function getConnection(pool: mariadb.Pool, form: 'promise' | 'callback'): Promis
 /** Rows without mariadb's `meta`, or the OK packet. */
 const result = (rows: unknown) => (Array.isArray(rows) ? [...rows] : rows);
 
-export async function mariadbDriver(t: Test): Promise<{ driver: ModelDriver<mariadb.Pool, Conn>; done: () => Promise<void> } | undefined> {
+/** The driver for pools of `max` connections (1: every lend is of the same connection). */
+export async function mariadbDriver(t: Test, max = 3): Promise<{ driver: ModelDriver<mariadb.Pool, Conn>; done: () => Promise<void> } | undefined> {
   const db = mariadbConfig(t);
   if (db === undefined) return undefined;
   const admin = await mysqlPromise.createConnection(db);
@@ -35,8 +36,13 @@ export async function mariadbDriver(t: Test): Promise<{ driver: ModelDriver<mari
 
   const driver: ModelDriver<mariadb.Pool, Conn> = {
     name: 'mariadb',
-    max: 3,
-    known: { killedStaysOpen: 'the pool drops a held connection the server killed at once; poolwatch ends its lease only when the app gives it back (mysql2: at once, as a destroy)' },
+    max,
+    known: {
+      killedStaysOpen: 'the pool drops a held connection the server killed at once; poolwatch ends its lease only when the app gives it back (mysql2: at once, as a destroy)',
+      staleRelease: "a stale handle's release() gives the pool back the connection it lent again since; poolwatch keeps the new borrower's lease open",
+    },
+    // A new handle per lend, over the same connection.
+    sameConnection: (a, b) => a.threadId === b.threadId,
     sites: { promise: siteOf(__filename, '// ACQUIRE-PROMISE'), callback: siteOf(__filename, '// ACQUIRE-CALLBACK') },
     sql: {
       value: (v) => `SELECT ${v} AS v`,
@@ -47,7 +53,7 @@ export async function mariadbDriver(t: Test): Promise<{ driver: ModelDriver<mari
       slow: `SELECT GET_LOCK('${lock}', 60) AND RELEASE_LOCK('${lock}') AS slow`,
     },
     // A connect timeout no program's clock reaches (mariadb times connecting by Date.now() too).
-    create: async () => mariadb.createPool({ ...db, connectionLimit: 3, acquireTimeout: ACQUIRE_TIMEOUT, connectTimeout: 600_000 }),
+    create: async () => mariadb.createPool({ ...db, connectionLimit: max, acquireTimeout: ACQUIRE_TIMEOUT, connectTimeout: 600_000 }),
     close: (pool) => pool.end(),
     leased: (pool) => pool.activeConnections(),
     state: (pool) => ({ active: pool.activeConnections(), idle: pool.idleConnections(), total: pool.totalConnections(), waiting: pool.taskQueueSize() }),

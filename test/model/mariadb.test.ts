@@ -31,3 +31,17 @@ t.test('mariadb pool', async (t) => {
     await done();
   }
 });
+
+t.test('mariadb pool of one connection', async (t) => {
+  const made = await mariadbDriver(t, 1);
+  if (made === undefined) return;
+  const { driver, done } = made;
+  try {
+    // KNOWN DEFECT, found by these tests: enable once fixed, by removing `todo`.
+    await t.test("a stale handle's second release() gives the pool back the connection lent again since: its new lease ends with it", (t) =>
+      replay(t, driver, { subscribeFirst: false, ops: [op.acquire(), op.release(), op.acquire('callback'), op.doubleRelease(), op.tick()] }, { strict: true, todo: "known defect: the mariadb adapter keeps the new borrower's lease open" }),
+    );
+  } finally {
+    await done();
+  }
+});
