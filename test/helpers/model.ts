@@ -276,10 +276,13 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
   if (watched && program.lateWatch !== true) w = startWatching();
   const pick = (index: number) => (held.length === 0 ? undefined : held[index % held.length]!);
   // What connections emit may come at any time after the step that caused it: compared as a set, at the end.
-  // A set of errors, not of listeners: a connection lent several times carries each borrower's listener, and
-  // which connection a borrower gets (so which listeners hear an error) is the pool's choice.
+  // A set of errors, not of listeners: a connection lent several times carries each borrower's listener.
   const emitted = new Set<string>();
-  const onError = (_step: number) => (error: unknown) => emitted.add(`a connection emitted: ${describe(error, normalize)}`);
+  // Only while the program holds the connection: once given back, whether its end races a later step is timing.
+  const ignored = () => {};
+  const listener = (lent: { conn?: C }) => (error: unknown) => {
+    if (lent.conn !== undefined && held.some((s) => s.conn === lent.conn)) emitted.add(`a connection emitted: ${describe(error, normalize)}`);
+  };
 
 
   // Lease ids released (given back) by the program; a report made before the release is theirs.
@@ -300,7 +303,9 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
   };
 
   const take = async (step: number, form: Form) => {
-    const got = await settle(() => d.acquire(pool, form, onError(step)));
+    const lent: { conn?: C } = {};
+    const got = await settle(() => d.acquire(pool, form, listener(lent)));
+    if (got.ok) lent.conn = got.value as C;
     if (!got.ok) return note(step, `acquire ${form}`, got.error);
     note(step, `acquire ${form}`, 'ok');
     let leaseId: number | undefined;
@@ -409,7 +414,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
           const n = d.max - held.length + op.extra;
           const one = async (i: number) => {
             if (op.via === 'poolQuery' && d.poolQuery !== undefined) return d.poolQuery(pool, i % 2 === 0 ? 'promise' : 'callback', d.sql?.value(i) ?? '', i);
-            const conn = await d.acquire(pool, i % 2 === 0 ? 'promise' : 'callback', onError(step));
+            const conn = await d.acquire(pool, i % 2 === 0 ? 'promise' : 'callback', ignored);
             const value = d.query !== undefined && d.sql !== undefined ? await d.query(conn, d.sql.value(i)) : i;
             await d.giveBack(pool, conn, 'plain');
             return value;
@@ -475,7 +480,7 @@ async function execute<P extends object, C>(d: ModelDriver<P, C>, program: Progr
         }
         case 'timeout': {
           if (d.withShortTimeout === undefined || held.length < d.max) break;
-          const got = await settle(() => d.withShortTimeout!(pool, () => d.acquire(pool, 'promise', onError(step)), (ms) => clock.tick(ms)));
+          const got = await settle(() => d.withShortTimeout!(pool, () => d.acquire(pool, 'promise', ignored), (ms) => clock.tick(ms)));
           note(step, 'acquire timing out', got.ok ? 'acquired' : got.error);
           if (got.ok) throw new Violation(`step ${step}: an acquire on a pool with every connection held succeeded`);
           break;
