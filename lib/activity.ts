@@ -141,6 +141,8 @@ export interface PgClientInternals {
   readonly connection?: { on?: unknown };
   readonly readyForQuery?: unknown;
   query?: unknown;
+  /** Public in later pg 8 releases: the status of the last ReadyForQuery ('I', 'T', 'E'), or null before one. */
+  getTransactionStatus?: unknown;
 }
 
 export const pgClientShapes: readonly Shape<PgClientInternals>[] = [
@@ -159,7 +161,16 @@ export function followPg(client: unknown): ConnectionActivity | undefined {
   const c = client as PgClientInternals;
   const connection = c.connection as { on?: (event: string, listener: (message: { status?: unknown } | undefined) => void) => unknown } | undefined;
   if (typeof connection?.on !== 'function' || typeof c.readyForQuery !== 'boolean') return undefined;
-  const record = new ConnectionActivity('postgres', () => c.readyForQuery === true);
+  // pg's own word on the transaction, where it gives one: right too for a client first followed
+  // inside a transaction opened before (taken before watch(), or given back mid-transaction).
+  const transaction =
+    typeof c.getTransactionStatus === 'function'
+      ? () => {
+          const status = (c.getTransactionStatus as () => unknown).call(c);
+          return status === 'T' || status === 'E' ? true : status === 'I' ? false : undefined;
+        }
+      : undefined;
+  const record = new ConnectionActivity('postgres', () => c.readyForQuery === true, transaction);
   if (!wrapOwn(client, 'query', (original) =>
     function query(this: unknown) {
       record.started(arguments[0]);

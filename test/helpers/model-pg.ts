@@ -103,7 +103,6 @@ export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, 
     max: 3,
     known: {
       noActivity: 'first use by pool.query() (or connect(callback)) probes a client before pg sets readyForQuery and marks the pool as lacking activity (issue 22, fixed separately)',
-      lateFollow: 'a client first followed inside a transaction opened before (taken before watch(), given back mid-transaction) shows idle',
     },
     sites: { promise: siteOf(__filename, '// ACQUIRE-PROMISE'), callback: siteOf(__filename, '// ACQUIRE-CALLBACK') },
     sql: side.sql,

@@ -47,12 +47,11 @@ t.test('pg.Pool', async (t) => {
     await t.test('after first use by connect() with a callback, a held client still shows what it is doing', (t) =>
       replay(t, driver, { subscribeFirst: false, ops: [op.acquire('callback'), op.begin()] }, known),
     );
-    // KNOWN DEFECT, found by these tests: enable once fixed, by removing `todo`.
     await t.test('a client first followed inside a transaction opened before watch() shows idle in transaction, as the server says', (t) =>
-      replay(t, driver, { subscribeFirst: false, lateWatch: true, ops: [op.acquire(), op.begin(), op.rewatch(), op.release(), op.acquire()] }, { strict: true, todo: 'known defect: a pg client first followed mid-transaction shows idle' }),
+      replay(t, driver, { subscribeFirst: false, lateWatch: true, ops: [op.acquire(), op.begin(), op.rewatch(), op.release(), op.acquire()] }, { strict: true }),
     );
     await t.test('a client given back mid-transaction by a lease poolwatch did not follow shows idle in transaction to its next borrower', (t) =>
-      replay(t, driver, { subscribeFirst: true, lateWatch: true, ops: [op.acquire(), op.rewatch(), op.acquire('callback'), op.begin(0), op.release(0), op.acquire()] }, { strict: true, todo: 'known defect: a pg client first followed mid-transaction shows idle' }),
+      replay(t, driver, { subscribeFirst: true, lateWatch: true, ops: [op.acquire(), op.rewatch(), op.acquire(), op.begin(0), op.release(0), op.acquire()] }, { strict: true }),
     );
   } finally {
     await done();
