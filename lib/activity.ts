@@ -188,7 +188,16 @@ export function followPg(client: unknown): ConnectionActivity | undefined {
   const c = client as PgClientInternals;
   const connection = c.connection as { on?: (event: string, listener: (message: { status?: unknown } | undefined) => void) => unknown } | undefined;
   if (typeof connection?.on !== 'function' || (typeof c.readyForQuery !== 'boolean' && c.readyForQuery !== undefined)) return undefined;
-  const record = new ConnectionActivity('postgres', () => c.readyForQuery === true);
+  // pg's own word on the transaction, where it gives one: right too for a client first followed
+  // inside a transaction opened before (taken before watch(), or given back mid-transaction).
+  const transaction =
+    typeof c.getTransactionStatus === 'function'
+      ? () => {
+          const status = (c.getTransactionStatus as () => unknown).call(c);
+          return status === 'T' || status === 'E' ? true : status === 'I' ? false : undefined;
+        }
+      : undefined;
+  const record = new ConnectionActivity('postgres', () => c.readyForQuery === true, transaction);
   if (!wrapOwn(client, 'query', (original) =>
     function query(this: unknown) {
       record.started(arguments[0]);

@@ -37,6 +37,8 @@ export interface PgClientInternals {
   readonly readyForQuery?: unknown;
   readonly native?: unknown;
   query?: unknown;
+  /** Public in later pg 8 releases: the status of the last ReadyForQuery ('I', 'T', 'E'), or null before one. */
+  getTransactionStatus?: unknown;
 }
 
 /** Checked on the first client handed over: the pool's `Client` option may be another class than pg's. */
