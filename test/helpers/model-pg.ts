@@ -101,9 +101,6 @@ export async function pgDriver(t: Test): Promise<{ driver: ModelDriver<pg.Pool, 
   const driver: ModelDriver<pg.Pool, Client> = {
     name: 'pg',
     max: 3,
-    known: {
-      noActivity: 'first use by pool.query() (or connect(callback)) probes a client before pg sets readyForQuery and marks the pool as lacking activity (issue 22, fixed separately)',
-    },
     sites: { promise: siteOf(__filename, '// ACQUIRE-PROMISE'), callback: siteOf(__filename, '// ACQUIRE-CALLBACK') },
     sql: side.sql,
     create: async () => {

@@ -30,11 +30,11 @@ t.test('pg.Pool', async (t) => {
     await t.test('with every client held, an acquire fails with the pool\'s own timeout error', (t) =>
       replay(t, driver, { subscribeFirst: false, ops: [op.acquire(), op.acquire('callback'), op.acquire(), op.timeout(), op.tick()] }),
     );
-    // KNOWN DEFECT (issue 22, first case; fixed separately): enable once fixed, by removing `todo`.
     await t.test('a server restart under held clients, in and out of a transaction: the same errors watched, and the pool recovers', (t) =>
       replay(t, driver, { subscribeFirst: false, ops: [op.acquire(), op.acquire('callback'), op.begin(1), op.restart(), op.query(0), op.release(0, 'error'), op.release(0), op.acquire(), op.query(1), op.tick()] }),
     );
-    const known = { strict: true, todo: 'known defect: pg first use by pool.query() marks the pool as lacking activity' };
+    // First use by pool.query() or connect(callback) once marked the pool as lacking activity: each order, strictly.
+    const known = { strict: true };
     await t.test('after first use by pool.query(), a held client still shows what it is doing', (t) =>
       replay(t, driver, { subscribeFirst: false, ops: [op.poolQuery(), op.acquire()] }, known),
     );
