@@ -1,7 +1,7 @@
 /**
  * A mysql2 pool for the model-based tests (test/helpers/model.ts), on the MariaDB server:
  * the callback pool, taken from by callback and through its promise wrapper, and the
- * server's own view from its processlist and innodb_trx.
+ * server's own view from its processlist and each session's transaction flag.
  */
 import type { Test } from 'tap';
 import mysql from 'mysql2';
@@ -91,27 +91,21 @@ export async function mysql2Driver(t: Test): Promise<{ driver: ModelDriver<mysql
 
 /**
  * What MariaDB says each thread is doing: its processlist command, and whether it has a
- * transaction open. innodb_trx needs the PROCESS privilege, which the test user may lack
- * (.ci/mariadb grants only its database): then `inTransaction` asks the connection itself
- * (`@@in_transaction`, the server's own flag), which changes nothing on it.
+ * transaction open, which `inTransaction` asks the connection itself (`@@in_transaction`,
+ * the server's own flag; it changes nothing on it). Not information_schema.innodb_trx: InnoDB
+ * starts a transaction at its first statement that reads or writes, so a `BEGIN` with none
+ * yet is absent there though the session is in a transaction (and the view needs PROCESS).
  */
 export async function serverView(admin: mysqlPromise.Connection, threads: readonly number[], inTransaction: (index: number) => Promise<boolean>): Promise<ServerState[]> {
   if (threads.length === 0) return [];
   const [list] = await admin.query('SELECT id, command FROM information_schema.processlist WHERE id IN (?)', [threads]);
   const command = new Map((list as Array<{ id: number; command: string }>).map((r) => [Number(r.id), r.command]));
-  let open: Set<number> | undefined;
-  try {
-    const [trx] = await admin.query('SELECT trx_mysql_thread_id AS id FROM information_schema.innodb_trx WHERE trx_mysql_thread_id IN (?)', [threads]);
-    open = new Set((trx as Array<{ id: number }>).map((r) => Number(r.id)));
-  } catch (error) {
-    if ((error as { code?: string }).code !== 'ER_SPECIFIC_ACCESS_DENIED_ERROR') throw error;
-  }
   const states: ServerState[] = [];
   for (const [i, id] of threads.entries()) {
     const c = command.get(id);
     if (c === undefined) states.push('gone');
     else if (c === 'Query') states.push('query');
-    else states.push((open?.has(id) ?? (await inTransaction(i))) ? 'idle-in-transaction' : 'idle');
+    else states.push((await inTransaction(i)) ? 'idle-in-transaction' : 'idle');
   }
   return states;
 }

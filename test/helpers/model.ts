@@ -9,7 +9,7 @@
  *  2. after every step of the watched run, poolwatch's open leases are as many as the
  *     pool's own count of connections leased;
  *  3. the server's view of every held connection (pg_stat_activity; MariaDB's processlist,
- *     with innodb_trx where the user may read it, else the session's own @@in_transaction)
+ *     by the session's own @@in_transaction)
  *     agrees with the activity poolwatch gives its lease;
  *  4. every connection held past the threshold is reported exactly once, naming the line
  *     of the driver's file that took it, and nothing else is reported; a statement in
@@ -76,7 +76,7 @@ export type ServerState = 'idle' | 'idle-in-transaction' | 'query' | 'gone';
 export interface ModelSql {
   /** A query returning `v`. */
   value(v: number): string;
-  /** Opens a transaction and writes in it (so MariaDB lists it in innodb_trx). */
+  /** Opens a transaction and writes in it, as an app's transaction does. */
   readonly begin: readonly string[];
   readonly commit: string;
   readonly rollback: string;
