@@ -13,23 +13,12 @@ import { DataSource } from 'typeorm';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import { createDetector, type Detector, type LeakReport } from '../../lib/index.js';
 import { fakeClock } from '../helpers/clock.js';
-import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
+import { endPool as end, startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { captureWarnings } from '../helpers/warnings.js';
 import { pgVersions } from '../helpers/versions.js';
 
 const degraded = (warnings: Error[]) => warnings.filter((w) => (w as Error & { code?: string }).code === 'POOLWATCH_DEGRADED').map((w) => w.message);
 
-/** pg.Pool's `end()` resolves before its clients have closed; the server must not stop under them. */
-async function end(pool: pg.Pool): Promise<void> {
-  if (pool.ended) return;
-  let closing = pool.totalCount;
-  const closed = new Promise<void>((resolve) => {
-    if (closing === 0) resolve();
-    pool.on('remove', () => --closing === 0 && resolve());
-  });
-  await pool.end();
-  await closed;
-}
 
 /** A detector with a 1 s threshold on a fake clock, and the leaks it reports. */
 function watching(t: Test): { detector: Detector; leaks: LeakReport[]; clock: ReturnType<typeof fakeClock>; warnings: Error[] } {

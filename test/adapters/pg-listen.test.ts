@@ -11,7 +11,7 @@ import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import { createDetector, lease, type Detector, type LeakReport, type LeaseInfo } from '../../lib/index.js';
 import { fakeClock } from '../helpers/clock.js';
-import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
+import { endPool as end, startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 
 // The collector, for a lease() handle dropped while its connection listens.
 setFlagsFromString('--expose-gc');
@@ -24,17 +24,6 @@ async function collect(done: () => boolean): Promise<void> {
   }
 }
 
-/** pg.Pool's `end()` resolves before its clients have closed; the server must not stop under them. */
-async function end(pool: pg.Pool): Promise<void> {
-  if (pool.ended) return;
-  let closing = pool.totalCount;
-  const closed = new Promise<void>((resolve) => {
-    if (closing === 0) resolve();
-    pool.on('remove', () => --closing === 0 && resolve());
-  });
-  await pool.end();
-  await closed;
-}
 
 /** The channels the server says `client`'s session listens to. */
 async function listening(client: pg.PoolClient): Promise<string[]> {

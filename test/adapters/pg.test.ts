@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { createDetector, watch, unwatch, detectorOf, type LeakReport, type LeaseInfo, type MisuseEvent } from '../../lib/index.js';
 import { activitySql, compliance } from '../helpers/compliance.js';
 import { fakeClock } from '../helpers/clock.js';
-import { startPostgres, type PostgresConfig } from '../helpers/postgres.js';
+import { endPool as end, startPostgres, type PostgresConfig } from '../helpers/postgres.js';
 import { siteOf } from '../helpers/site.js';
 import { distinctive, expectNoSecrets, payloadEvents, probeSecrets } from '../helpers/secrets.js';
 import { poolsOwnMessage } from '../helpers/errors.js';
@@ -40,16 +40,6 @@ for (const { label, pg, PgPool } of pgVersions()) t.test(label, async (t) => {
   const db: PostgresConfig = await startPostgres(t);
   const newPool = (options: pg.PoolConfig = {}) => new pg.Pool({ ...db, ...options });
   // pool.end() resolves before its clients have closed; the server must not stop under them.
-  const end = async (pool: pg.Pool) => {
-    if (pool.ended || (pool as unknown as { ending: boolean }).ending) return;
-    let closing = pool.totalCount;
-    const closed = new Promise<void>((resolve) => {
-      if (closing === 0) resolve();
-      pool.on('remove', () => --closing === 0 && resolve());
-    });
-    await pool.end();
-    await closed;
-  };
 
   t.test('pg.Pool passes the adapter compliance suite', async (t) => {
     compliance<pg.Pool, pg.PoolClient>(t, {

@@ -99,3 +99,18 @@ export async function restartPostgres(config: PostgresConfig): Promise<void> {
   await server.stop();
   await server.start();
 }
+
+/**
+ * Ends a pg.Pool and waits for its clients to close: `end()` resolves before they have, and
+ * the server must not stop under them. Nothing to do for a pool already ending.
+ */
+export async function endPool(pool: { ended: boolean; totalCount: number; end(): Promise<void>; on(event: 'remove', listener: () => void): unknown }): Promise<void> {
+  if (pool.ended || (pool as unknown as { ending?: boolean }).ending === true) return;
+  let closing = pool.totalCount;
+  const closed = new Promise<void>((resolve) => {
+    if (closing === 0) resolve();
+    pool.on('remove', () => --closing === 0 && resolve());
+  });
+  await pool.end();
+  await closed;
+}
