@@ -3,7 +3,6 @@ import { channels, publish, type ChannelEvent } from './channels.js';
 import { onRejected } from './rejections.js';
 import { escapeLine } from './escape.js';
 
-export { onRejected };
 import type { LeaseInfo } from './lease.js';
 import type { LeakReport } from './report.js';
 import type { ExhaustedEvent } from './exhaustion.js';

@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { now, toEpoch } from './clock.js';
 import { noOrigin, originOf, type Origin, type Trace } from './stack.js';
 import type { Labels } from './options.js';
-import { frozenLabels, noLabels, safeLabels } from './labels.js';
+import { frozenLabels, safeLabels } from './labels.js';
 import type { LeakReport } from './report.js';
 import type { Scope } from './context.js';
 import type { WatchedPool } from './watched-pool.js';
@@ -41,8 +41,6 @@ export const pending = 0;
 export const open = 1;
 export const closed = 2;
 export const failed = 3;
-
-export const emptyLabels: Labels = noLabels;
 
 /** One lease. Every field is set in the constructor so all leases share one shape. */
 export class Lease implements LeaseInfo {

@@ -2,7 +2,8 @@ import { describe } from './errors.js';
 import { installAll } from './adapters/patch.js';
 import { debugLogger, enabledCheck } from './log.js';
 import { now, toEpoch } from './clock.js';
-import { Lease, emptyLabels, leaseView, pending, open, closed, failed } from './lease.js';
+import { Lease, leaseView, pending, open, closed, failed } from './lease.js';
+import { noLabels } from './labels.js';
 import { channels } from './channels.js';
 import { Ledger } from './ledger.js';
 import { LeakReport, formatDuration, type LeakKind } from './report.js';
@@ -18,7 +19,8 @@ import { describeExhaustion, groupHolders, nameHolders, oneLine, type ExhaustedE
 import type { Adapter, Tracker } from './adapters/types.js';
 import { manifest, probe, probeShapes, warnDegraded, type Capability, type CapabilityManifest, type Shape } from './adapters/internals/probe.js';
 import { warn } from './warn.js';
-import { onRejected, type Emitter, type MisuseKind } from './events.js';
+import { onRejected } from './rejections.js';
+import type { Emitter, MisuseKind } from './events.js';
 import type { Labels, ResolvedOptions } from './options.js';
 
 const logLease = debugLogger('poolwatch:lease');
@@ -377,7 +379,7 @@ export class WatchedPool implements Tracker {
     if (this.stacks === 'auto') this.#planCapture(at);
     const scope = currentScope();
     const labels = this.#context === undefined && scope === undefined ? traceLabels(at) : mergeLabels(this.#labels(), scope, traceLabels(at));
-    const lease = new Lease(this, at, labels ?? emptyLabels, trace, via ?? this.adapter.acquireMethod, scope);
+    const lease = new Lease(this, at, labels ?? noLabels, trace, via ?? this.adapter.acquireMethod, scope);
     if (handing !== null) handing.lease = lease;
     if (queued) {
       this.#queue(lease, at);

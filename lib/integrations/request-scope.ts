@@ -5,7 +5,7 @@ import { ListenerError, PoolwatchTypeError, codes, describe } from '../errors.js
 import type { Labels } from '../options.js';
 import { WatchedPool } from '../watched-pool.js';
 import { warn } from '../warn.js';
-import { onRejected } from '../events.js';
+import { onRejected } from '../rejections.js';
 import { safeLabels } from '../labels.js';
 import { escapeLine } from '../escape.js';
 
